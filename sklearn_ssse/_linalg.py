@@ -1,0 +1,153 @@
+"""Dense linear algebra of the inverse curvature: factor, invert, downdate.
+
+Every function here works on one symmetric positive definite block and knows nothing
+about models. The estimators only ever call :class:`~sklearn_ssse._curvature.
+BlockDiagonalInverse`, which applies these functions block by block.
+"""
+
+import numpy as np
+from scipy.linalg import get_lapack_funcs, solve
+
+__all__ = [
+    "spd_inverse",
+    "woodbury_downdate",
+    "gram_downdate",
+    "sherman_morrison_inverse",
+]
+
+
+def _symmetrize_upper(A):
+    """Copy the upper triangle of ``A`` onto its lower triangle, in place."""
+    lower = np.tril_indices_from(A, k=-1)
+    A[lower] = A.T[lower]
+    return A
+
+
+def spd_inverse(M):
+    """Inverse of a symmetric positive definite matrix through its Cholesky factor.
+
+    Parameters
+    ----------
+    M : ndarray of shape (d, d)
+        Symmetric positive definite matrix (float32 or float64). Not modified.
+
+    Returns
+    -------
+    M_inv : ndarray of shape (d, d)
+        Its inverse, symmetric, in the dtype of ``M``.
+
+    Raises
+    ------
+    numpy.linalg.LinAlgError
+        If ``M`` is not positive definite.
+    """
+    M = np.asarray(M)
+    if M.shape[0] == 0:
+        return M.copy()
+    potrf, potri = get_lapack_funcs(("potrf", "potri"), (M,))
+    factor, info = potrf(M, lower=False, clean=False, overwrite_a=False)
+    if info != 0:
+        raise np.linalg.LinAlgError(
+            f"the curvature block is not positive definite (LAPACK potrf info={info})"
+        )
+    inverse, info = potri(factor, lower=False, overwrite_c=True)
+    if info != 0:
+        raise np.linalg.LinAlgError(f"inversion failed (LAPACK potri info={info})")
+    return _symmetrize_upper(inverse)
+
+
+def woodbury_downdate(M_inv, U):
+    """Inverse of ``M - U @ U.T`` from the inverse of ``M``, by Woodbury's identity.
+
+    ``(M - U Uᵀ)⁻¹ = M⁻¹ + M⁻¹U (I - Uᵀ M⁻¹ U)⁻¹ Uᵀ M⁻¹``, in ``O(d² r + r³)`` for
+    ``U`` of shape ``(d, r)``; the right tool when ``r`` is small next to ``d``.
+
+    Parameters
+    ----------
+    M_inv : ndarray of shape (d, d)
+        Inverse of a symmetric positive definite ``M``.
+    U : ndarray of shape (d, r)
+        Factor of the rank-``r`` term taken out of ``M``.
+
+    Returns
+    -------
+    ndarray of shape (d, d)
+        The inverse of the downdated matrix (a new array).
+
+    Raises
+    ------
+    numpy.linalg.LinAlgError
+        If ``M - U Uᵀ`` is not positive definite.
+    """
+    if U.shape[1] == 0:
+        return M_inv.copy()
+    MU = M_inv @ U
+    capacitance = np.eye(U.shape[1], dtype=M_inv.dtype) - U.T @ MU
+    capacitance_inv = spd_inverse(capacitance)
+    return M_inv + (MU @ capacitance_inv) @ MU.T
+
+
+def gram_downdate(M_inv, W):
+    """Inverse of ``M - W`` from the inverse of ``M``, for a full-rank ``W``.
+
+    Uses ``(M - W)⁻¹ = (I - M⁻¹W)⁻¹ M⁻¹``: one dense solve, ``O(d³)``, whatever the
+    number of rows behind ``W``. The right tool when the downdate has high rank.
+
+    Parameters
+    ----------
+    M_inv : ndarray of shape (d, d)
+        Inverse of a symmetric positive definite ``M``.
+    W : ndarray of shape (d, d)
+        Symmetric positive semi-definite term taken out of ``M``.
+
+    Returns
+    -------
+    ndarray of shape (d, d)
+        The inverse of ``M - W`` (a new array).
+
+    Raises
+    ------
+    numpy.linalg.LinAlgError
+        If ``M - W`` is singular or not positive definite.
+    """
+    d = M_inv.shape[0]
+    if d == 0:
+        return M_inv.copy()
+    system = np.eye(d, dtype=M_inv.dtype) - M_inv @ W
+    result = solve(system, M_inv, check_finite=False)
+    result = (result + result.T) / 2
+    # A downdate that leaves an indefinite matrix would silently give nonsense:
+    # the Cholesky factorisation is the check (it raises LinAlgError).
+    np.linalg.cholesky(result)
+    return result.astype(M_inv.dtype, copy=False)
+
+
+def sherman_morrison_inverse(gradients, weights, diagonal):
+    """Inverse of ``diag(diagonal) + Σ_i w_i g_i g_iᵀ`` by the paper's rank-1 recursion.
+
+    This is equation (7) of the SSSE paper written in scikit-learn's scaling: start
+    from ``diag(diagonal)⁻¹`` and add one outer product at a time with the
+    Sherman–Morrison identity. It costs ``O(n d²)`` in level-2 BLAS and exists as a
+    reference (tests, benchmarks); the estimators build the same matrix blockwise
+    with level-3 BLAS.
+
+    Parameters
+    ----------
+    gradients : ndarray of shape (n, d)
+        One gradient ``g_i`` per row.
+    weights : ndarray of shape (n,)
+        Non-negative weight ``w_i`` of each outer product.
+    diagonal : ndarray of shape (d,)
+        Positive starting diagonal (the damping).
+
+    Returns
+    -------
+    ndarray of shape (d, d)
+        The inverse matrix.
+    """
+    gradients = np.asarray(gradients, dtype=np.float64)
+    inverse = np.diag(1.0 / np.asarray(diagonal, dtype=np.float64))
+    for g, w in zip(gradients, np.asarray(weights, dtype=np.float64)):
+        Fg = inverse @ g
+        inverse -= np.outer(Fg, Fg) * (w / (1.0 + w * (g @ Fg)))
+    return inverse
