@@ -55,6 +55,18 @@ class ErasableMixin:
     def _class_weights_depend_on_data(self):
         return False
 
+    def _curvature_kind(self):
+        """``"fisher"`` or ``"hessian"``; families without a Hessian omit the param."""
+        return getattr(self, "curvature", "fisher")
+
+    def _curvature_params(self):
+        """Current values of the parameters that shape the stored curvature."""
+        return {
+            name: getattr(self, name)
+            for name in CURVATURE_PARAMS
+            if hasattr(self, name)
+        }
+
     # -- fit-time state --------------------------------------------------------------
     def _fit_erasure_state(self, X, y, sample_weight):
         """Build the inverse curvature and the bookkeeping at the fitted parameters.
@@ -87,7 +99,7 @@ class ErasableMixin:
             weights,
             theta,
             active,
-            self.curvature,
+            self._curvature_kind(),
             bounds,
             batch_size=self.fisher_batch_size,
             random_state=getattr(self, "random_state", None),
@@ -167,10 +179,11 @@ class ErasableMixin:
         return self
 
     def _validate_forget_data(self, X, y, sample_weight):
+        current = self._curvature_params()
         for name, used in self.curvature_params_.items():
-            if getattr(self, name) != used:
+            if current[name] != used:
                 raise ValueError(
-                    f"{name}={getattr(self, name)!r} differs from {used!r}, the value "
+                    f"{name}={current[name]!r} differs from {used!r}, the value "
                     "the stored curvature was built with; call fit again to change it "
                     "(forget_scale and leave_out can be changed at any time)"
                 )
@@ -244,7 +257,7 @@ class ErasableMixin:
         inverse = self.curvature_inverse_
         fit_weights = C * sample_weight * self.fit_class_weight_[y]
         all_active = np.ones(n_classes, dtype=bool)
-        rank = X.shape[0] * maths.factor_rank(self.curvature)
+        rank = X.shape[0] * maths.factor_rank(self._curvature_kind())
         if inverse.prefers_factors(rank):
             rows = maths.factor_rows(
                 X, y, self.curvature_point_, all_active, self.curvature
@@ -261,7 +274,7 @@ class ErasableMixin:
                 fit_weights,
                 self.curvature_point_,
                 all_active,
-                self.curvature,
+                self._curvature_kind(),
                 inverse.bounds,
             )
             new_inverse = inverse.downdated(grams=grams)

@@ -250,8 +250,8 @@ random_state, solver, max_iter, verbose, warm_start, n_jobs
             raise ValueError(
                 "ErasableLogisticRegression needs a twice-differentiable objective, "
                 "and an L1 or elastic-net penalty (l1_ratio > 0) is not: its "
-                "curvature is undefined where coefficients are zero. Use l1_ratio=0 (the L2 "
-                "penalty) or C=np.inf (no penalty)."
+                "curvature is undefined where coefficients are zero. Use l1_ratio=0 "
+                "(the L2 penalty) or C=np.inf (no penalty)."
             )
 
     # -- hooks of ErasableMixin ------------------------------------------------------
