@@ -260,7 +260,7 @@ class ErasableMixin:
         rank = X.shape[0] * maths.factor_rank(self._curvature_kind())
         if inverse.prefers_factors(rank):
             rows = maths.factor_rows(
-                X, y, self.curvature_point_, all_active, self.curvature
+                X, y, self.curvature_point_, all_active, self._curvature_kind()
             )
             rows *= np.sqrt(fit_weights)[:, None, None]
             U = rows.reshape(-1, maths.n_params)
