@@ -122,11 +122,11 @@ def gram_downdate(M_inv, W):
     return result.astype(M_inv.dtype, copy=False)
 
 
-def sherman_morrison_inverse(gradients, weights, diagonal):
-    """Inverse of ``diag(diagonal) + Σ_i w_i g_i g_iᵀ`` by the paper's rank-1 recursion.
+def sherman_morrison_inverse(gradients, weights, damping):
+    """Inverse of ``D + Σ_i w_i g_i g_iᵀ`` by the paper's rank-1 recursion.
 
     This is equation (7) of the SSSE paper written in scikit-learn's scaling: start
-    from ``diag(diagonal)⁻¹`` and add one outer product at a time with the
+    from ``D⁻¹`` and add one outer product at a time with the
     Sherman–Morrison identity. It costs ``O(n d²)`` in level-2 BLAS and exists as a
     reference (tests, benchmarks); the estimators build the same matrix blockwise
     with level-3 BLAS.
@@ -137,8 +137,9 @@ def sherman_morrison_inverse(gradients, weights, diagonal):
         One gradient ``g_i`` per row.
     weights : ndarray of shape (n,)
         Non-negative weight ``w_i`` of each outer product.
-    diagonal : ndarray of shape (d,)
-        Positive starting diagonal (the damping).
+    damping : ndarray of shape (d,) or (d, d)
+        The starting matrix ``D`` (the damping): its diagonal, or the whole
+        positive definite matrix.
 
     Returns
     -------
@@ -146,7 +147,8 @@ def sherman_morrison_inverse(gradients, weights, diagonal):
         The inverse matrix.
     """
     gradients = np.asarray(gradients, dtype=np.float64)
-    inverse = np.diag(1.0 / np.asarray(diagonal, dtype=np.float64))
+    damping = np.asarray(damping, dtype=np.float64)
+    inverse = np.diag(1.0 / damping) if damping.ndim == 1 else np.linalg.inv(damping)
     for g, w in zip(gradients, np.asarray(weights, dtype=np.float64)):
         Fg = inverse @ g
         inverse -= np.outer(Fg, Fg) * (w / (1.0 + w * (g @ Fg)))

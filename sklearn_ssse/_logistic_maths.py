@@ -60,6 +60,13 @@ class LogisticMaths(ModelMaths):
             mask[:, -1] = False
         return mask.ravel()
 
+    def null_directions(self):
+        if self.n_outputs == 1 or not self.fit_intercept:
+            return super().null_directions()
+        direction = np.zeros((self.n_outputs, self.width))
+        direction[:, -1] = 1 / np.sqrt(self.n_outputs)
+        return direction.reshape(-1, 1)
+
     def pack(self, coef, intercept):
         """Flat parameter vector from scikit-learn's ``coef_`` and ``intercept_``."""
         if not self.fit_intercept:

@@ -64,6 +64,17 @@ class ModelMaths(ABC):
     def gradient_rows(self, X, y, theta, active):
         """Per-sample gradients of the data loss, ndarray of shape (n, n_params)."""
 
+    def null_directions(self):
+        """Unit directions along which the data term is flat and nothing penalises.
+
+        Shape ``(n_params, r)``. A softmax is unchanged when the same constant is added
+        to every class's intercept, so neither gradients nor curvature ever have a
+        component there; the engine gives such directions a curvature of the data's
+        own scale, which changes no update but keeps the stored inverse
+        well-conditioned.
+        """
+        return np.zeros((self.n_params, 0))
+
     def factor_rank(self, kind):
         """Number ``q`` of factor rows per sample (see :meth:`factor_rows`)."""
         return 1

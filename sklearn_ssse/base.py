@@ -105,6 +105,7 @@ class ErasableMixin:
             random_state=getattr(self, "random_state", None),
         )
         damping = penalty_strength if self.damping is None else self.damping
+        null = maths.null_directions()
         for block, (start, stop) in zip(blocks, bounds):
             block *= C
             diagonal = np.diag(block)
@@ -113,6 +114,10 @@ class ErasableMixin:
             block[np.diag_indices_from(block)] += (
                 damping * penalized[start:stop] + floor
             )
+            # Flat directions wholly inside this block get the data's own scale.
+            inside = null[start:stop]
+            inside = inside[:, np.isclose(np.linalg.norm(inside, axis=0), 1.0)]
+            block += (scale * inside @ inside.T).astype(block.dtype)
         self.curvature_inverse_ = BlockDiagonalInverse.from_blocks(bounds, blocks)
 
         class_sums = maths.gradient_sums(X, y, sample_weight, theta, active, n_classes)
@@ -197,7 +202,9 @@ class ErasableMixin:
             order="C",
             ensure_min_samples=0,
         )
-        sample_weight = _check_sample_weight(sample_weight, X, dtype=X.dtype)
+        sample_weight = _check_sample_weight(
+            sample_weight, X, dtype=X.dtype, allow_all_zero_weights=True
+        )
         unseen = ~np.isin(y, self.classes_)
         if np.any(unseen):
             raise ValueError(

@@ -1,0 +1,120 @@
+"""Linear-algebra identities behind the inverse curvature (hypothesis-driven)."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from numpy.testing import assert_allclose
+
+from sklearn_ssse._curvature import BlockDiagonalInverse, block_bounds
+from sklearn_ssse._linalg import (
+    gram_downdate,
+    sherman_morrison_inverse,
+    spd_inverse,
+    woodbury_downdate,
+)
+
+SETTINGS = settings(max_examples=25, deadline=None)
+
+
+@st.composite
+def spd_problems(draw, max_d=12, max_rank=6):
+    """A positive definite ``M = D + Σ_i w_i g_i g_iᵀ`` and rows to take out of it."""
+    d = draw(st.integers(1, max_d))
+    n = draw(st.integers(1, 3 * max_d))
+    k = draw(st.integers(0, min(n, max_rank)))
+    seed = draw(st.integers(0, 2**32 - 1))
+    rng = np.random.default_rng(seed)
+    G = rng.normal(size=(n, d))
+    w = rng.uniform(0.1, 2.0, size=n)
+    diagonal = rng.uniform(0.5, 2.0, size=d)
+    return G, w, diagonal, k
+
+
+def _dense(G, w, diagonal):
+    return np.diag(diagonal) + (G * w[:, None]).T @ G
+
+
+@SETTINGS
+@given(spd_problems())
+def test_spd_inverse_matches_numpy(problem):
+    G, w, diagonal, _ = problem
+    M = _dense(G, w, diagonal)
+    assert_allclose(spd_inverse(M), np.linalg.inv(M), rtol=1e-8, atol=1e-10)
+
+
+@SETTINGS
+@given(spd_problems())
+def test_rank_one_recursion_equals_direct_inverse(problem):
+    """The paper's eq. 7 (n Sherman–Morrison steps) gives the direct inverse."""
+    G, w, diagonal, _ = problem
+    expected = np.linalg.inv(_dense(G, w, diagonal))
+    assert_allclose(
+        sherman_morrison_inverse(G, w, diagonal), expected, rtol=1e-8, atol=1e-10
+    )
+
+
+@SETTINGS
+@given(spd_problems())
+def test_woodbury_downdate_equals_rebuild(problem):
+    G, w, diagonal, k = problem
+    M_inv = np.linalg.inv(_dense(G, w, diagonal))
+    U = (G[:k] * np.sqrt(w[:k])[:, None]).T
+    expected = np.linalg.inv(_dense(G[k:], w[k:], diagonal))
+    assert_allclose(woodbury_downdate(M_inv, U), expected, rtol=1e-7, atol=1e-9)
+
+
+@SETTINGS
+@given(spd_problems())
+def test_gram_downdate_equals_rebuild(problem):
+    G, w, diagonal, k = problem
+    M_inv = np.linalg.inv(_dense(G, w, diagonal))
+    W = (G[:k] * w[:k, None]).T @ G[:k]
+    expected = np.linalg.inv(_dense(G[k:], w[k:], diagonal))
+    assert_allclose(gram_downdate(M_inv, W), expected, rtol=1e-7, atol=1e-9)
+
+
+def test_downdates_refuse_an_indefinite_result():
+    M_inv = np.eye(2)
+    with pytest.raises(np.linalg.LinAlgError):
+        woodbury_downdate(M_inv, np.array([[2.0], [0.0]]))
+    with pytest.raises(np.linalg.LinAlgError):
+        gram_downdate(M_inv, np.diag([4.0, 0.0]))
+    with pytest.raises(np.linalg.LinAlgError):
+        spd_inverse(np.diag([1.0, -1.0]))
+
+
+@SETTINGS
+@given(spd_problems(max_d=15), st.one_of(st.none(), st.integers(1, 7)))
+def test_block_diagonal_inverse_applies_and_downdates_blockwise(problem, block_size):
+    G, w, diagonal, k = problem
+    d = G.shape[1]
+    bounds = block_bounds(d, block_size, [(0, d)])
+    M = _dense(G, w, diagonal)
+    blocks = [M[s:e, s:e] for s, e in bounds]
+    inverse = BlockDiagonalInverse.from_blocks(bounds, blocks)
+    dense_inverse = np.zeros_like(M)
+    for s, e in bounds:
+        dense_inverse[s:e, s:e] = np.linalg.inv(M[s:e, s:e])
+    assert_allclose(inverse.to_dense(), dense_inverse, rtol=1e-8, atol=1e-10)
+    v = np.arange(d, dtype=float)
+    assert_allclose(inverse.apply(v), dense_inverse @ v, rtol=1e-8, atol=1e-10)
+
+    U = (G[:k] * np.sqrt(w[:k])[:, None]).T
+    by_factors = inverse.downdated(factors=[U[s:e] for s, e in bounds])
+    by_grams = inverse.downdated(grams=[U[s:e] @ U[s:e].T for s, e in bounds])
+    M_rest = _dense(G[k:], w[k:], diagonal)
+    for s, e in bounds:
+        expected = np.linalg.inv(M_rest[s:e, s:e])
+        assert_allclose(by_factors.to_dense()[s:e, s:e], expected, rtol=1e-7, atol=1e-9)
+        assert_allclose(by_grams.to_dense()[s:e, s:e], expected, rtol=1e-7, atol=1e-9)
+    # the original is untouched
+    assert_allclose(inverse.to_dense(), dense_inverse, rtol=1e-8, atol=1e-10)
+
+
+def test_block_bounds():
+    assert block_bounds(7, None, [(0, 3), (3, 7)]) == [(0, 7)]
+    assert block_bounds(7, "class", [(0, 3), (3, 7)]) == [(0, 3), (3, 7)]
+    assert block_bounds(7, 3, [(0, 7)]) == [(0, 3), (3, 6), (6, 7)]
+    with pytest.raises(ValueError):
+        block_bounds(7, 0, [(0, 7)])
