@@ -6,9 +6,12 @@ BlockDiagonalInverse`, which applies these functions block by block.
 """
 
 import numpy as np
-from scipy.linalg import get_lapack_funcs, solve
+import scipy.sparse as sp
+from scipy.linalg import get_blas_funcs, get_lapack_funcs, solve
 
 __all__ = [
+    "accumulate_gram",
+    "symmetrize_from_lower",
     "spd_inverse",
     "woodbury_downdate",
     "gram_downdate",
@@ -16,20 +19,64 @@ __all__ = [
 ]
 
 
-def _symmetrize_upper(A):
-    """Copy the upper triangle of ``A`` onto its lower triangle, in place."""
-    lower = np.tril_indices_from(A, k=-1)
-    A[lower] = A.T[lower]
+def symmetrize_from_lower(A, panel=256):
+    """Copy the lower triangle of the C-ordered square ``A`` onto its upper one.
+
+    In place, one panel of columns at a time, so the temporary memory stays
+    ``O(d · panel)`` instead of the ``O(d²)`` of index arrays.
+    """
+    d = A.shape[0]
+    for start in range(0, d, panel):
+        stop = min(start + panel, d)
+        A[:start, start:stop] = A[start:stop, :start].T
+        square = A[start:stop, start:stop]
+        upper = np.triu_indices(stop - start, k=1)
+        square[upper] = square.T[upper]
     return A
 
 
-def spd_inverse(M):
+def accumulate_gram(out, A, B, v=None, same=False):
+    """``out += Aᵀ diag(v) B`` over a chunk of rows, in place where BLAS allows.
+
+    With ``same`` (``A`` is ``B``) and ``v ≥ 0`` it is a SYRK that fills only the
+    lower triangle of ``out`` (finish with :func:`symmetrize_from_lower`); ``v=None``
+    means no weights. ``A`` and ``B`` may be dense or sparse.
+    """
+    if v is None:
+        v = np.ones(A.shape[0], dtype=out.dtype)
+    if sp.issparse(A):
+        out += (A.T @ sp.csr_matrix(B.multiply(v[:, None]))).toarray()
+        return
+    if same and np.all(v >= 0):
+        Y = A * np.sqrt(v)[:, None]
+        if out.flags.c_contiguous and out.dtype == Y.dtype:
+            # BLAS sees out.T (Fortran order); its upper triangle is out's lower.
+            syrk = get_blas_funcs("syrk", (Y,))
+            result = syrk(1.0, Y.T, beta=1.0, c=out.T, trans=0, lower=0, overwrite_c=1)
+            if not np.shares_memory(result, out):
+                out[...] = result.T
+        else:
+            out += Y.T @ Y
+        return
+    W = B * v[:, None]
+    if out.flags.c_contiguous and out.dtype == W.dtype:
+        gemm = get_blas_funcs("gemm", (W,))
+        result = gemm(1.0, W.T, A.T, beta=1.0, c=out.T, trans_b=1, overwrite_c=1)
+        if not np.shares_memory(result, out):
+            out[...] = result.T
+    else:
+        out += A.T @ W
+
+
+def spd_inverse(M, overwrite=False):
     """Inverse of a symmetric positive definite matrix through its Cholesky factor.
 
     Parameters
     ----------
     M : ndarray of shape (d, d)
-        Symmetric positive definite matrix (float32 or float64). Not modified.
+        Symmetric positive definite matrix (float32 or float64).
+    overwrite : bool, default=False
+        Whether ``M``'s memory may be reused (saves one ``d × d`` copy).
 
     Returns
     -------
@@ -44,8 +91,12 @@ def spd_inverse(M):
     M = np.asarray(M)
     if M.shape[0] == 0:
         return M.copy()
+    if not overwrite or not M.flags.c_contiguous:
+        M = np.array(M, order="C")
     potrf, potri = get_lapack_funcs(("potrf", "potri"), (M,))
-    factor, info = potrf(M, lower=False, clean=False, overwrite_a=False)
+    # M is symmetric: its transpose is the Fortran-ordered matrix LAPACK works on in
+    # place, and LAPACK's upper triangle is M's lower one.
+    factor, info = potrf(M.T, lower=False, clean=False, overwrite_a=True)
     if info != 0:
         raise np.linalg.LinAlgError(
             f"the curvature block is not positive definite (LAPACK potrf info={info})"
@@ -53,7 +104,7 @@ def spd_inverse(M):
     inverse, info = potri(factor, lower=False, overwrite_c=True)
     if info != 0:
         raise np.linalg.LinAlgError(f"inversion failed (LAPACK potri info={info})")
-    return _symmetrize_upper(inverse)
+    return symmetrize_from_lower(np.ascontiguousarray(inverse.T))
 
 
 def woodbury_downdate(M_inv, U):

@@ -18,6 +18,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.special import expit, softmax
 
+from ._linalg import accumulate_gram, symmetrize_from_lower
 from ._maths import ModelMaths, row_chunks
 
 __all__ = ["LogisticMaths"]
@@ -84,17 +85,24 @@ class LogisticMaths(ModelMaths):
 
     # -- per-chunk quantities ----------------------------------------------------
     def _augment(self, X):
+        """``X̃ = [X, intercept_scaling]`` as a dense copy: only for the few rows of a
+        request, never on the training set."""
+        X = X.toarray() if sp.issparse(X) else X
         if not self.fit_intercept:
             return X
         column = np.full((X.shape[0], 1), self.intercept_scaling, dtype=X.dtype)
-        if sp.issparse(X):
-            return sp.hstack([X, sp.csr_matrix(column)], format="csr")
         return np.hstack([X, column])
 
-    def _residuals(self, Xt, y, Theta, active):
+    def _split(self, Theta):
+        """``(W, b)``: the feature columns and the intercept term of ``x̃ᵀθ``."""
+        if not self.fit_intercept:
+            return Theta, np.zeros(self.n_outputs, dtype=Theta.dtype)
+        return Theta[:, :-1], Theta[:, -1] * Theta.dtype.type(self.intercept_scaling)
+
+    def _residuals(self, X, y, Theta, active):
         """Probabilities ``p`` and residuals ``r = p − y``, each (n, n_outputs)."""
-        Z = Xt @ Theta.T
-        Z = np.asarray(Z)
+        W, b = self._split(Theta)
+        Z = np.asarray(X @ W.T) + b
         if self.n_outputs == 1:
             p = expit(Z)
             target = (y == 1)[:, None]
@@ -115,11 +123,10 @@ class LogisticMaths(ModelMaths):
         return -p[:, a] * p[:, b]
 
     def gradient_rows(self, X, y, theta, active):
-        Xt = self._augment(X)
         Theta = theta.reshape(self.n_outputs, self.width)
-        _, r = self._residuals(Xt, y, Theta, active)
-        Xd = Xt.toarray() if sp.issparse(Xt) else Xt
-        return (r[:, :, None] * Xd[:, None, :]).reshape(len(y), -1)
+        _, r = self._residuals(X, y, Theta, active)
+        Xt = self._augment(X)
+        return (r[:, :, None] * Xt[:, None, :]).reshape(len(y), -1)
 
     def factor_rank(self, kind):
         return 1 if kind == "fisher" or self.n_outputs == 1 else self.n_outputs
@@ -127,10 +134,9 @@ class LogisticMaths(ModelMaths):
     def factor_rows(self, X, y, theta, active, kind):
         if kind == "fisher":
             return self.gradient_rows(X, y, theta, active)[:, None, :]
-        Xt = self._augment(X)
         Theta = theta.reshape(self.n_outputs, self.width)
-        p, _ = self._residuals(Xt, y, Theta, active)
-        Xd = Xt.toarray() if sp.issparse(Xt) else Xt
+        p, _ = self._residuals(X, y, Theta, active)
+        Xd = self._augment(X)
         if self.n_outputs == 1:
             L = np.sqrt(p * (1 - p))[:, :, None]  # (n, 1, q=1)
         else:
@@ -146,15 +152,23 @@ class LogisticMaths(ModelMaths):
     def gradient_sums(self, X, y, weights, theta, active, n_classes):
         Theta = theta.reshape(self.n_outputs, self.width)
         out = np.zeros((n_classes, self.n_outputs, self.width), dtype=theta.dtype)
-        row_bytes = 3 * X.dtype.itemsize * (self.width + self.n_outputs)
+        row_bytes = 4 * X.dtype.itemsize * self.n_outputs
         for rows in row_chunks(X.shape[0], row_bytes):
-            Xt = self._augment(X[rows])
-            _, r = self._residuals(Xt, y[rows], Theta, active)
+            Xc, yc = X[rows], y[rows]
+            _, r = self._residuals(Xc, yc, Theta, active)
             r *= weights[rows, None]
-            for a in range(n_classes):
-                mask = y[rows] == a
-                if np.any(mask):
-                    out[a] += np.asarray((Xt[mask].T @ r[mask]).T)
+            # Σ_{i∈class a} r_i x̃_iᵀ for every class at once: one sparse GEMM.
+            by_class = sp.csr_matrix(
+                (np.ones(len(yc)), (yc, np.arange(len(yc)))), shape=(n_classes, len(yc))
+            )
+            for o in range(self.n_outputs):
+                weighted = sp.csr_matrix(by_class.multiply(r[:, o]))
+                out[:, o, : self.n_features] += _dense(weighted @ Xc)
+                if self.fit_intercept:
+                    out[:, o, -1] += (
+                        self.intercept_scaling
+                        * np.asarray(weighted.sum(axis=1)).ravel()
+                    )
         return out.reshape(n_classes, -1)
 
     def curvature_blocks(
@@ -178,14 +192,14 @@ class LogisticMaths(ModelMaths):
         Theta = theta.reshape(self.n_outputs, self.width)
         blocks = [np.zeros((e - s, e - s), dtype=theta.dtype) for s, e in bounds]
         segments = [self._segments(s, e) for s, e in bounds]
-        row_bytes = 4 * X.dtype.itemsize * (self.width + self.n_outputs)
+        row_bytes = X.dtype.itemsize * (self.width + 4 * self.n_outputs)
         for rows in row_chunks(X.shape[0], row_bytes):
-            Xt = self._augment(X[rows])
-            p, r = self._residuals(Xt, y[rows], Theta, active)
+            Xc = X[rows]
+            p, r = self._residuals(Xc, y[rows], Theta, active)
             w = weights[rows]
             for block, segs in zip(blocks, segments):
-                self._add_block(block, segs, Xt, p, r, w, kind)
-        return blocks
+                self._add_block(block, segs, Xc, p, r, w, kind)
+        return [symmetrize_from_lower(block) for block in blocks]
 
     def _segments(self, start, stop):
         """Pieces ``(output row, first column, stop column, offset)`` of a block."""
@@ -196,24 +210,32 @@ class LogisticMaths(ModelMaths):
             segs.append((a, lo, hi, a * self.width + lo - start))
         return segs
 
-    def _add_block(self, block, segs, Xt, p, r, w, kind):
-        sparse = sp.issparse(Xt)
+    def _add_block(self, block, segs, X, p, r, w, kind):
+        """Add ``Σ_i v_ab,i x̃_i[J_b] x̃_i[J_a]ᵀ`` to the lower triangle of a block.
+
+        ``x̃ = [x, s]`` is never formed: a pair's intercept row and column are
+        ``s·Xᵀv`` and ``s²·Σv`` beside the product on features, which goes straight
+        into the block (SYRK on the diagonal) without a ``d × d`` temporary. The
+        caller copies the lower triangle onto the upper one at the end.
+        """
+        m, s = self.n_features, X.dtype.type(self.intercept_scaling)
         for i, (a, lo_a, hi_a, off_a) in enumerate(segs):
-            A = Xt[:, lo_a:hi_a]
+            fa = min(hi_a, m) - lo_a  # feature columns of segment a
+            A = X[:, lo_a : lo_a + max(fa, 0)]
             for b, lo_b, hi_b, off_b in segs[i:]:
                 v = w * self._pair_weights(p, r, kind, a, b)
-                B = Xt[:, lo_b:hi_b]
-                if sparse:
-                    part = (A.T @ (sp.diags(v) @ B)).toarray()
-                elif a == b and np.all(v >= 0):
-                    Y = A * np.sqrt(v)[:, None]
-                    part = Y.T @ Y  # SYRK
-                else:
-                    part = A.T @ (B * v[:, None])
-                rows_, cols_ = (
-                    slice(off_a, off_a + hi_a - lo_a),
-                    slice(off_b, off_b + hi_b - lo_b),
-                )
-                block[rows_, cols_] += part
-                if a != b:
-                    block[cols_, rows_] += part.T
+                fb = min(hi_b, m) - lo_b
+                B = X[:, lo_b : lo_b + max(fb, 0)]
+                part = block[off_b : off_b + hi_b - lo_b, off_a : off_a + hi_a - lo_a]
+                if fa > 0 and fb > 0:
+                    accumulate_gram(part[:fb, :fa], B, A, v, same=(a == b))
+                if hi_b > m and fa > 0:  # intercept row of b
+                    part[fb, :fa] += s * _dense(A.T @ v).ravel()
+                if hi_a > m and fb > 0:  # intercept column of a
+                    part[:fb, fa] += s * _dense(B.T @ v).ravel()
+                if hi_a > m and hi_b > m:
+                    part[fb, fa] += s * s * v.sum()
+
+
+def _dense(matrix):
+    return matrix.toarray() if sp.issparse(matrix) else np.asarray(matrix)

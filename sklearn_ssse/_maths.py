@@ -18,11 +18,17 @@ import scipy.sparse as sp
 from sklearn import get_config
 from sklearn.utils import check_random_state, gen_batches
 
+from ._linalg import accumulate_gram, symmetrize_from_lower
+
 __all__ = ["ModelMaths", "row_chunks"]
+
+# Level-3 products reach full speed long before this; a larger chunk would only
+# raise fit's peak memory (scikit-learn's working_memory caps it further).
+MAX_CHUNK_BYTES = 4 * 2**20
 
 
 def row_chunks(n_rows, row_bytes, multiple=1):
-    """Slices of ``range(n_rows)`` whose temporaries fit scikit-learn's working memory.
+    """Slices of ``range(n_rows)`` whose temporaries fit in a bounded working memory.
 
     Parameters
     ----------
@@ -37,7 +43,7 @@ def row_chunks(n_rows, row_bytes, multiple=1):
     -------
     generator of slice
     """
-    budget = get_config()["working_memory"] * 2**20
+    budget = min(get_config()["working_memory"] * 2**20, MAX_CHUNK_BYTES)
     size = max(int(budget // max(row_bytes, 1)), 1)
     size = max(size - size % multiple, multiple)
     return gen_batches(n_rows, size)
@@ -128,9 +134,8 @@ class ModelMaths(ABC):
             if batch_size > 1:
                 G = _batch_sums(G, batch_size)
             for block, (s, e) in zip(blocks, bounds):
-                Gb = np.ascontiguousarray(G[:, s:e])
-                block += Gb.T @ Gb
-        return blocks
+                accumulate_gram(block, G[:, s:e], G[:, s:e], same=True)
+        return [symmetrize_from_lower(block) for block in blocks]
 
 
 def _sum_by_class(values, y, n_classes):

@@ -2,15 +2,18 @@
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from numpy.testing import assert_allclose
 
 from sklearn_ssse._curvature import BlockDiagonalInverse, block_bounds
 from sklearn_ssse._linalg import (
+    accumulate_gram,
     gram_downdate,
     sherman_morrison_inverse,
     spd_inverse,
+    symmetrize_from_lower,
     woodbury_downdate,
 )
 
@@ -91,7 +94,7 @@ def test_block_diagonal_inverse_applies_and_downdates_blockwise(problem, block_s
     d = G.shape[1]
     bounds = block_bounds(d, block_size, [(0, d)])
     M = _dense(G, w, diagonal)
-    blocks = [M[s:e, s:e] for s, e in bounds]
+    blocks = [M[s:e, s:e].copy() for s, e in bounds]
     inverse = BlockDiagonalInverse.from_blocks(bounds, blocks)
     dense_inverse = np.zeros_like(M)
     for s, e in bounds:
@@ -118,3 +121,37 @@ def test_block_bounds():
     assert block_bounds(7, 3, [(0, 7)]) == [(0, 3), (3, 6), (6, 7)]
     with pytest.raises(ValueError):
         block_bounds(7, 0, [(0, 7)])
+
+
+@SETTINGS
+@given(
+    st.integers(1, 30),
+    st.integers(1, 9),
+    st.booleans(),
+    st.sampled_from(["dense", "sparse", "view"]),
+    st.sampled_from([np.float64, np.float32]),
+)
+def test_accumulate_gram_matches_definition(n, d, same, layout, dtype):
+    rng = np.random.default_rng(n * 100 + d)
+    A = rng.normal(size=(n, d)).astype(dtype)
+    B = A if same else rng.normal(size=(n, d)).astype(dtype)
+    v = rng.uniform(0.1, 2.0, size=n).astype(dtype)
+    expected = A.T.astype(float) @ (v[:, None] * B)
+    if layout == "sparse":
+        A, B = sp.csr_matrix(A), (sp.csr_matrix(A) if same else sp.csr_matrix(B))
+    start = np.eye(d + 2, dtype=dtype)
+    out = start.copy()
+    target = out[1 : d + 1, 1 : d + 1] if layout == "view" else out[:d, :d]
+    accumulate_gram(target, A, B, v, same=same)
+    if same:  # a SYRK fills the lower triangle only: compare that
+        expected = np.tril(expected) + np.tril(expected, -1).T
+        target = np.tril(target) + np.tril(target, -1).T
+    base = start[1 : d + 1, 1 : d + 1] if layout == "view" else start[:d, :d]
+    tolerance = 1e-4 if dtype == np.float32 else 1e-10
+    assert_allclose(target - base, expected, rtol=tolerance, atol=tolerance)
+
+
+def test_symmetrize_from_lower_in_panels():
+    A = np.tril(np.arange(49.0).reshape(7, 7))
+    expected = A + np.tril(A, -1).T
+    assert_allclose(symmetrize_from_lower(A, panel=3), expected)
