@@ -8,6 +8,12 @@ using only the rows to forget.
 from ._curvature import BlockDiagonalInverse
 from .base import ErasableMixin
 from .linear_model import ErasableLogisticRegression
+from .multioutput import ErasableMultiOutputClassifier
 
-__all__ = ["BlockDiagonalInverse", "ErasableLogisticRegression", "ErasableMixin"]
+__all__ = [
+    "BlockDiagonalInverse",
+    "ErasableLogisticRegression",
+    "ErasableMixin",
+    "ErasableMultiOutputClassifier",
+]
 __version__ = "0.1.0"

@@ -115,9 +115,11 @@ class ErasableMixin:
                 damping * penalized[start:stop] + floor
             )
             # Flat directions wholly inside this block get the data's own scale.
-            inside = null[start:stop]
-            inside = inside[:, np.isclose(np.linalg.norm(inside, axis=0), 1.0)]
-            block += (scale * inside @ inside.T).astype(block.dtype)
+            for direction in null[start:stop].T:
+                support = np.flatnonzero(direction)
+                if np.isclose(np.linalg.norm(direction), 1.0):
+                    part = np.outer(direction[support], direction[support])
+                    block[np.ix_(support, support)] += scale * part
         self.curvature_inverse_ = BlockDiagonalInverse.from_blocks(bounds, blocks)
 
         class_sums = maths.gradient_sums(X, y, sample_weight, theta, active, n_classes)
@@ -131,9 +133,7 @@ class ErasableMixin:
         self.fit_class_weight_ = class_weight
         self.class_counts_ = np.bincount(y, minlength=n_classes)
         self.class_weight_sums_ = weight_sums
-        self.curvature_params_ = {
-            name: getattr(self, name) for name in CURVATURE_PARAMS
-        }
+        self.curvature_params_ = self._curvature_params()
         self.n_forgotten_ = 0
 
     # -- partial_forget --------------------------------------------------------------

@@ -106,8 +106,11 @@ random_state, solver, max_iter, verbose, warm_start, n_jobs
         ``class_weight="balanced"`` (see Notes).
 
     curvature_params_ : dict
-        The values of ``curvature``, ``damping``, ``block_size`` and
-        ``fisher_batch_size`` the curvature was built with.
+        The values of the parameters the stored curvature depends on (the
+        objective's ``C``, ``class_weight``, ``fit_intercept``, ... and
+        ``curvature``, ``damping``, ``block_size``, ``fisher_batch_size``) at
+        ``fit``; changing one of them makes :meth:`partial_forget` ask for a new
+        fit.
 
     n_forgotten_ : int
         Number of rows forgotten since ``fit``.
@@ -297,6 +300,21 @@ random_state, solver, max_iter, verbose, warm_start, n_jobs
 
     def _class_weights_depend_on_data(self):
         return self.class_weight == "balanced"
+
+    def _curvature_params(self):
+        # The objective's own parameters shape the stored curvature as well.
+        params = super()._curvature_params()
+        for name in (
+            "C",
+            "class_weight",
+            "fit_intercept",
+            "intercept_scaling",
+            "solver",
+            "penalty",
+            "l1_ratio",
+        ):
+            params[name] = getattr(self, name)
+        return params
 
     # -- predictions of a model that forgot whole classes ---------------------------
     def decision_function(self, X):

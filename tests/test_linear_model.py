@@ -438,7 +438,9 @@ def test_bad_requests_raise_and_leave_the_model_unchanged(multiclass_data):
         assert _state(model) == state
     for params, message in [
         ({"curvature": "hessian"}, "call fit again"),
-        ({"curvature": "fisher", "forget_scale": -1.0}, "forget_scale"),
+        ({"curvature": "fisher", "C": 100.0}, "call fit again"),
+        ({"C": 1.0, "fit_intercept": False}, "call fit again"),
+        ({"fit_intercept": True, "forget_scale": -1.0}, "forget_scale"),
     ]:
         state = _state(model.set_params(**params))
         with pytest.raises(ValueError, match=message):
