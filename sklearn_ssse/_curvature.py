@@ -75,8 +75,14 @@ class BlockDiagonalInverse:
 
     @classmethod
     def from_blocks(cls, bounds, matrices):
-        """Factor and invert each block matrix (each must be positive definite)."""
-        return cls(bounds, [spd_inverse(M) for M in matrices])
+        """Factor and invert each block matrix (each must be positive definite).
+
+        The matrices are consumed: their memory is reused for the inverses.
+        """
+        inverses = []
+        while matrices:
+            inverses.append(spd_inverse(matrices.pop(0), overwrite=True))
+        return cls(bounds, inverses)
 
     @property
     def n_params(self):
