@@ -229,8 +229,13 @@ class ErasableMixin:
             )
         return X, y, sample_weight
 
-    def _forget_updates(self, X, y, sample_weight):
-        """The new values of every fitted attribute that a request changes."""
+    def _forget_updates(self, X, y, sample_weight, step=None):
+        """The new values of every fitted attribute that a request changes.
+
+        ``step(gradient, inverse, downdated_inverse)`` may replace the SSSE step
+        ``-ε M⁻¹ ∇J_{-S}`` (see :mod:`sklearn_ssse.baselines`); the bookkeeping and
+        the removal of the rows from the stored curvature stay the same.
+        """
         maths = self._erasure_maths()
         theta = self._get_flat_params()
         n_classes = len(self.classes_)
@@ -286,8 +291,12 @@ class ErasableMixin:
             )
             new_inverse = inverse.downdated(grams=grams)
 
-        step_inverse = new_inverse if self.leave_out else inverse
-        theta_new = theta - self.forget_scale * step_inverse.apply(gradient)
+        if step is None:
+            step_inverse = new_inverse if self.leave_out else inverse
+            delta = -self.forget_scale * step_inverse.apply(gradient)
+        else:
+            delta = step(gradient, inverse, new_inverse)
+        theta_new = theta + delta
         if not np.all(np.isfinite(theta_new)):
             raise np.linalg.LinAlgError("the update produced non-finite parameters")
 
