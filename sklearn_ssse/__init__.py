@@ -8,6 +8,7 @@ using only the rows to forget.
 from ._curvature import BlockDiagonalInverse
 from .base import ErasableMixin
 from .linear_model import ErasableLogisticRegression
+from .model_selection import ForgetStep, forget_scale_curve, make_erasure_scorer
 from .multioutput import ErasableMultiOutputClassifier
 
 __all__ = [
@@ -15,5 +16,8 @@ __all__ = [
     "ErasableLogisticRegression",
     "ErasableMixin",
     "ErasableMultiOutputClassifier",
+    "ForgetStep",
+    "forget_scale_curve",
+    "make_erasure_scorer",
 ]
 __version__ = "0.1.0"

@@ -55,6 +55,14 @@ class ErasableMixin:
     def _class_weights_depend_on_data(self):
         return False
 
+    def _zero_forgotten_classes(self, theta, active):
+        """Parameters that belong only to classes with no rows left, set to zero.
+
+        A class whose rows are all forgotten must not keep parameters learnt from
+        them; the default has no per-class parameters to clear.
+        """
+        return theta
+
     def _curvature_kind(self):
         """``"fisher"`` or ``"hessian"``; families without a Hessian omit the param."""
         return getattr(self, "curvature", "fisher")
@@ -296,7 +304,7 @@ class ErasableMixin:
             delta = -self.forget_scale * step_inverse.apply(gradient)
         else:
             delta = step(gradient, inverse, new_inverse)
-        theta_new = theta + delta
+        theta_new = self._zero_forgotten_classes(theta + delta, new_active)
         if not np.all(np.isfinite(theta_new)):
             raise np.linalg.LinAlgError("the update produced non-finite parameters")
 

@@ -120,7 +120,8 @@ random_state, solver, max_iter, verbose, warm_start, n_jobs
     **A class whose rows are all forgotten.** A refit would never see it, so the
     model stops predicting it: ``classes_`` keeps its shape (so do
     ``predict_proba`` columns), the class's column of ``decision_function`` is
-    ``-inf`` and of ``predict_proba`` is 0. For a binary model the remaining class
+    ``-inf`` and of ``predict_proba`` is 0, and its row of ``coef_`` and
+    ``intercept_`` is zero (nothing learnt from those rows is kept). For a binary model the remaining class
     is then predicted for every row (``decision_function`` is ``±inf``), which is
     what a refit, unable to train on one class, would have to fall back to.
     Forgetting every remaining row is refused.
@@ -287,6 +288,14 @@ random_state, solver, max_iter, verbose, warm_start, n_jobs
     def _flat_params_attributes(self, theta):
         coef, intercept = self._erasure_maths().unpack(theta)
         return {"coef_": coef, "intercept_": intercept}
+
+    def _zero_forgotten_classes(self, theta, active):
+        maths = self._erasure_maths()
+        if maths.n_outputs == 1 or np.all(active):
+            return theta  # a binary model's one row serves both classes
+        theta = theta.reshape(maths.n_outputs, maths.width).copy()
+        theta[~active] = 0
+        return theta.ravel()
 
     def _class_weights(self, weight_sums, active):
         if self.class_weight == "balanced":

@@ -390,6 +390,8 @@ def test_forgetting_a_whole_class_stops_predicting_it(multiclass_data):
     rows = np.flatnonzero(y == 0)
     model.partial_forget(X[rows], y[rows])
     assert model.class_counts_[0] == 0
+    assert_array_equal(model.coef_[0], 0)
+    assert model.intercept_[0] == 0
     assert not np.any(model.predict(X) == 0)
     assert_array_equal(model.predict_proba(X)[:, 0], 0)
     assert_allclose(model.predict_proba(X).sum(axis=1), 1)
@@ -399,6 +401,7 @@ def test_forgetting_a_whole_class_stops_predicting_it(multiclass_data):
     other = np.flatnonzero(y == 1)[:3]
     model.partial_forget(X[other], y[other])
     assert not np.any(model.predict(X) == 0)
+    assert_array_equal(model.coef_[0], 0)
 
 
 def test_binary_model_left_with_one_class_predicts_it(binary_data):
