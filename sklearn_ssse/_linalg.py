@@ -11,6 +11,7 @@ from scipy.linalg import get_blas_funcs, get_lapack_funcs, solve
 
 __all__ = [
     "accumulate_gram",
+    "as_dense",
     "symmetrize_from_lower",
     "spd_inverse",
     "woodbury_downdate",
@@ -38,34 +39,44 @@ def symmetrize_from_lower(A, panel=256):
 def accumulate_gram(out, A, B, v=None, same=False):
     """``out += Aᵀ diag(v) B`` over a chunk of rows, in place where BLAS allows.
 
-    With ``same`` (``A`` is ``B``) and ``v ≥ 0`` it is a SYRK that fills only the
-    lower triangle of ``out`` (finish with :func:`symmetrize_from_lower`); ``v=None``
-    means no weights. ``A`` and ``B`` may be dense or sparse.
+    With ``same`` (``A`` is ``B``) and ``v ≥ 0`` (or ``v=None``: no weights) it is
+    a SYRK that fills only the lower triangle of ``out``; finish with
+    :func:`symmetrize_from_lower`. ``A`` and ``B`` may be dense or sparse. When
+    ``out`` is C-contiguous the product is written straight into it (no
+    ``d × d`` temporary); otherwise it is computed aside and added.
     """
-    if v is None:
-        v = np.ones(A.shape[0], dtype=out.dtype)
-    if sp.issparse(A):
-        out += (A.T @ sp.csr_matrix(B.multiply(v[:, None]))).toarray()
-        return
-    if same and np.all(v >= 0):
-        Y = A * np.sqrt(v)[:, None]
-        if out.flags.c_contiguous and out.dtype == Y.dtype:
-            # BLAS sees out.T (Fortran order); its upper triangle is out's lower.
-            syrk = get_blas_funcs("syrk", (Y,))
-            result = syrk(1.0, Y.T, beta=1.0, c=out.T, trans=0, lower=0, overwrite_c=1)
-            if not np.shares_memory(result, out):
-                out[...] = result.T
+    syrk = same and (v is None or np.all(v >= 0))
+    if v is not None:
+        if syrk:
+            A = B = (
+                A.multiply(np.sqrt(v)[:, None])
+                if sp.issparse(A)
+                else (A * np.sqrt(v)[:, None])
+            )
         else:
-            out += Y.T @ Y
+            B = B.multiply(v[:, None]) if sp.issparse(B) else B * v[:, None]
+    if sp.issparse(A) or sp.issparse(B):
+        out += as_dense(A.T @ B)
         return
-    W = B * v[:, None]
-    if out.flags.c_contiguous and out.dtype == W.dtype:
-        gemm = get_blas_funcs("gemm", (W,))
-        result = gemm(1.0, W.T, A.T, beta=1.0, c=out.T, trans_b=1, overwrite_c=1)
-        if not np.shares_memory(result, out):
-            out[...] = result.T
+    if not (out.flags.c_contiguous and out.dtype == A.dtype == B.dtype):
+        out += A.T @ B
+        return
+    # BLAS sees out.T, Fortran-ordered: its upper triangle is out's lower one.
+    if syrk:
+        result = get_blas_funcs("syrk", (A,))(
+            1.0, A.T, beta=1.0, c=out.T, trans=0, lower=0, overwrite_c=1
+        )
     else:
-        out += A.T @ W
+        result = get_blas_funcs("gemm", (B,))(
+            1.0, B.T, A.T, beta=1.0, c=out.T, trans_b=1, overwrite_c=1
+        )
+    if not np.shares_memory(result, out):
+        out[...] = result.T
+
+
+def as_dense(matrix):
+    """A dense ndarray of a sparse or dense matrix."""
+    return matrix.toarray() if sp.issparse(matrix) else np.asarray(matrix)
 
 
 def spd_inverse(M, overwrite=False):

@@ -18,7 +18,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.special import expit, softmax
 
-from ._linalg import accumulate_gram, symmetrize_from_lower
+from ._linalg import accumulate_gram, as_dense, symmetrize_from_lower
 from ._maths import ModelMaths, row_chunks
 
 __all__ = ["LogisticMaths"]
@@ -163,7 +163,7 @@ class LogisticMaths(ModelMaths):
             )
             for o in range(self.n_outputs):
                 weighted = sp.csr_matrix(by_class.multiply(r[:, o]))
-                out[:, o, : self.n_features] += _dense(weighted @ Xc)
+                out[:, o, : self.n_features] += as_dense(weighted @ Xc)
                 if self.fit_intercept:
                     out[:, o, -1] += (
                         self.intercept_scaling
@@ -192,7 +192,7 @@ class LogisticMaths(ModelMaths):
         Theta = theta.reshape(self.n_outputs, self.width)
         blocks = [np.zeros((e - s, e - s), dtype=theta.dtype) for s, e in bounds]
         segments = [self._segments(s, e) for s, e in bounds]
-        row_bytes = X.dtype.itemsize * (self.width + 4 * self.n_outputs)
+        row_bytes = X.dtype.itemsize * (2 * self.width + 4 * self.n_outputs)
         for rows in row_chunks(X.shape[0], row_bytes):
             Xc = X[rows]
             p, r = self._residuals(Xc, y[rows], Theta, active)
@@ -213,29 +213,43 @@ class LogisticMaths(ModelMaths):
     def _add_block(self, block, segs, X, p, r, w, kind):
         """Add ``Σ_i v_ab,i x̃_i[J_b] x̃_i[J_a]ᵀ`` to the lower triangle of a block.
 
-        ``x̃ = [x, s]`` is never formed: a pair's intercept row and column are
-        ``s·Xᵀv`` and ``s²·Σv`` beside the product on features, which goes straight
-        into the block (SYRK on the diagonal) without a ``d × d`` temporary. The
-        caller copies the lower triangle onto the upper one at the end.
+        Each pair of segments is one GEMM (a SYRK on the diagonal) on the weighted
+        columns of ``x̃`` for this chunk, written straight into the block when it
+        is one whole segment; the caller copies the lower triangle onto the upper
+        one at the end.
         """
-        m, s = self.n_features, X.dtype.type(self.intercept_scaling)
         for i, (a, lo_a, hi_a, off_a) in enumerate(segs):
-            fa = min(hi_a, m) - lo_a  # feature columns of segment a
-            A = X[:, lo_a : lo_a + max(fa, 0)]
             for b, lo_b, hi_b, off_b in segs[i:]:
                 v = w * self._pair_weights(p, r, kind, a, b)
-                fb = min(hi_b, m) - lo_b
-                B = X[:, lo_b : lo_b + max(fb, 0)]
                 part = block[off_b : off_b + hi_b - lo_b, off_a : off_a + hi_a - lo_a]
-                if fa > 0 and fb > 0:
-                    accumulate_gram(part[:fb, :fa], B, A, v, same=(a == b))
-                if hi_b > m and fa > 0:  # intercept row of b
-                    part[fb, :fa] += s * _dense(A.T @ v).ravel()
-                if hi_a > m and fb > 0:  # intercept column of a
-                    part[:fb, fa] += s * _dense(B.T @ v).ravel()
-                if hi_a > m and hi_b > m:
-                    part[fb, fa] += s * s * v.sum()
+                if a == b and np.all(v >= 0):
+                    Y = self._columns(X, lo_a, hi_a, np.sqrt(v))
+                    accumulate_gram(part, Y, Y, same=True)
+                else:
+                    weighted = self._columns(X, lo_b, hi_b, v)
+                    accumulate_gram(part, weighted, self._columns(X, lo_a, hi_a))
 
-
-def _dense(matrix):
-    return matrix.toarray() if sp.issparse(matrix) else np.asarray(matrix)
+    def _columns(self, X, lo, hi, row_scale=None):
+        """Columns ``lo:hi`` of ``x̃ = [x, s]`` for a chunk, each row times
+        ``row_scale``: one new chunk-sized array (or sparse matrix)."""
+        m, s = self.n_features, self.intercept_scaling
+        features = X[:, lo : min(hi, m)]
+        n = X.shape[0]
+        if sp.issparse(X):
+            if hi > m:
+                column = sp.csr_matrix(np.full((n, 1), s, dtype=X.dtype))
+                features = sp.hstack([features, column], format="csr")
+            if row_scale is None:
+                return features
+            return sp.csr_matrix(features.multiply(row_scale[:, None]))
+        out = np.empty((n, hi - lo), dtype=X.dtype)
+        f = features.shape[1]
+        if row_scale is None:
+            out[:, :f] = features
+            if hi > m:
+                out[:, f] = s
+        else:
+            np.multiply(features, row_scale[:, None], out=out[:, :f])
+            if hi > m:
+                out[:, f] = s * row_scale
+        return out

@@ -121,9 +121,10 @@ random_state, solver, max_iter, verbose, warm_start, n_jobs
     model stops predicting it: ``classes_`` keeps its shape (so do
     ``predict_proba`` columns), the class's column of ``decision_function`` is
     ``-inf`` and of ``predict_proba`` is 0, and its row of ``coef_`` and
-    ``intercept_`` is zero (nothing learnt from those rows is kept). For a binary model the remaining class
-    is then predicted for every row (``decision_function`` is ``±inf``), which is
-    what a refit, unable to train on one class, would have to fall back to.
+    ``intercept_`` is zero (nothing learnt from those rows is kept). For a binary
+    model the remaining class is then predicted for every row
+    (``decision_function`` is ``±inf``), which is what a refit, unable to train on
+    one class, would have to fall back to.
     Forgetting every remaining row is refused.
 
     **class_weight="balanced".** The weights of the *remaining* rows change with
