@@ -116,8 +116,9 @@ class ModelMaths(ABC):
         With ``batch_size > 1`` the empirical Fisher is estimated from mini-batches
         (the paper's cheaper approximation): rows are shuffled with ``random_state``,
         grouped ``batch_size`` at a time, and each batch adds
-        ``(1/b) (Σ_{i∈B} √w_i g_i)(Σ_{i∈B} √w_i g_i)ᵀ``, whose expectation at an
-        optimum equals the per-sample sum.
+        ``(Σ_{i∈B} √w_i g_i)(Σ_{i∈B} √w_i g_i)ᵀ``. Its expectation equals the
+        per-sample sum when the rows' gradients are independent with mean zero
+        (as at an optimum), and the products run over ``n / b`` rows.
         """
         if kind != "fisher":
             raise ValueError(f"{type(self).__name__} has no curvature {kind!r}")
@@ -148,11 +149,10 @@ def _sum_by_class(values, y, n_classes):
 
 
 def _batch_sums(G, batch_size):
-    """Sums of consecutive groups of ``batch_size`` rows, each divided by √(size)."""
+    """Sums of consecutive groups of ``batch_size`` rows: a sparse GEMM."""
     n = G.shape[0]
     batch = np.arange(n) // batch_size
-    sizes = np.bincount(batch).astype(G.dtype)
     indicator = sp.csr_matrix(
-        (1.0 / np.sqrt(sizes[batch]), (batch, np.arange(n))), shape=(len(sizes), n)
+        (np.ones(n, dtype=G.dtype), (batch, np.arange(n))), shape=(batch[-1] + 1, n)
     )
     return np.asarray(indicator @ G)

@@ -70,10 +70,12 @@ random_state, solver, max_iter, verbose, warm_start, n_jobs
 
     fisher_batch_size : int, default=1
         Build the Fisher from gradients summed over shuffled mini-batches of that
-        many rows (the paper's cheaper approximation; ``random_state`` sets the
-        shuffle). With ``> 1``, forgotten rows are taken out of the curvature by
-        their own outer products, which equals their contribution only in
-        expectation.
+        many rows (the paper's cheaper approximation, ``b`` times fewer rows in
+        the products; ``random_state`` sets the shuffle). With ``> 1``, forgotten
+        rows are taken out of the curvature by their own outer products, which is
+        their contribution in expectation only; a request whose rows carry more
+        curvature than the estimate holds is refused (``ValueError``, model
+        unchanged).
 
     Attributes
     ----------
