@@ -145,8 +145,10 @@ def woodbury_downdate(M_inv, U):
         return M_inv.copy()
     MU = M_inv @ U
     capacitance = np.eye(U.shape[1], dtype=M_inv.dtype) - U.T @ MU
-    capacitance_inv = spd_inverse(capacitance)
-    return M_inv + (MU @ capacitance_inv) @ MU.T
+    # (I − UᵀM⁻¹U)⁻¹ = L Lᵀ, so the correction is V Vᵀ with V = M⁻¹U L (numpy
+    # computes V @ V.T as a SYRK).
+    V = MU @ np.linalg.cholesky(spd_inverse(capacitance))
+    return M_inv + V @ V.T
 
 
 def gram_downdate(M_inv, W):

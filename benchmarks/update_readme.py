@@ -1,0 +1,33 @@
+"""Copy the benchmark results into README.md, between their markers.
+
+Each ``benchmarks/results/NAME.md`` replaces the text between
+``<!-- results:NAME -->`` and ``<!-- /results:NAME -->`` in the README, so the
+figures there are always those the scripts last wrote. Run it after the benchmarks:
+``python benchmarks/update_readme.py``.
+"""
+
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def main():
+    readme = ROOT / "README.md"
+    text = readme.read_text()
+    for result in sorted((ROOT / "benchmarks" / "results").glob("*.md")):
+        name = result.stem
+        pattern = re.compile(
+            rf"(<!-- results:{name} -->\n).*?(<!-- /results:{name} -->)", re.S
+        )
+        if pattern.search(text):
+            body = result.read_text().strip() + "\n"
+            text = pattern.sub(
+                lambda m, body=body: m.group(1) + body + m.group(2), text
+            )
+            print(f"updated {name}")
+    readme.write_text(text)
+
+
+if __name__ == "__main__":
+    main()
