@@ -96,9 +96,19 @@ class BlockDiagonalInverse:
     def dtype(self):
         return self.inverses[0].dtype
 
+    @property
+    def is_diagonal(self):
+        """Whether every block is one coordinate (``block_size=1``)."""
+        return all(stop - start == 1 for start, stop in self.bounds)
+
+    def _diagonal(self):
+        return np.concatenate([inverse.ravel() for inverse in self.inverses])
+
     def apply(self, vector):
         """Return ``M⁻¹ @ vector`` for a vector of length ``n_params``."""
         vector = np.asarray(vector)
+        if self.is_diagonal:
+            return (self._diagonal() * vector).astype(self.dtype, copy=False)
         out = np.empty_like(vector, dtype=self.dtype)
         for (start, stop), inverse in zip(self.bounds, self.inverses):
             out[start:stop] = inverse @ vector[start:stop]
@@ -119,6 +129,18 @@ class BlockDiagonalInverse:
         """
         if (factors is None) == (grams is None):
             raise ValueError("give exactly one of factors or grams")
+        if self.is_diagonal:  # one vectorised update instead of d tiny ones
+            if factors is not None:
+                removed = np.array([np.sum(U * U) for U in factors])
+            else:
+                removed = np.array([W[0, 0] for W in grams])
+            remaining = 1.0 / self._diagonal() - removed
+            if np.any(remaining <= 0):
+                raise np.linalg.LinAlgError(
+                    "the downdated curvature is not positive definite"
+                )
+            inverses = (1.0 / remaining).astype(self.dtype).reshape(-1, 1, 1)
+            return type(self)(self.bounds, list(inverses))
         if factors is not None:
             new = [woodbury_downdate(inv, U) for inv, U in zip(self.inverses, factors)]
         else:
@@ -127,6 +149,8 @@ class BlockDiagonalInverse:
 
     def prefers_factors(self, rank):
         """Whether a downdate of this rank is cheaper through Woodbury factors."""
+        if self.is_diagonal:
+            return True  # vectorised, whatever the rank
         smallest = min(stop - start for start, stop in self.bounds)
         return rank <= self.woodbury_max_rank_fraction * smallest
 

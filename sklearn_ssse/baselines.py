@@ -46,9 +46,17 @@ def _updated_copy(model, X, y, sample_weight, step):
         check_is_fitted(model)
         Y = np.asarray(y)
         new = copy.deepcopy(model)
+        # As in partial_forget: ε and leave_out come from the template estimator.
+        request = {
+            name: value
+            for name, value in model.estimator.get_params(deep=False).items()
+            if name in ("forget_scale", "leave_out")
+        }
+        for est in new.estimators_:
+            est.set_params(**request)
         new.estimators_ = [
             _updated_copy(est, X, Y[:, j], sample_weight, step)
-            for j, est in enumerate(model.estimators_)
+            for j, est in enumerate(new.estimators_)
         ]
         new.n_forgotten_ = model.n_forgotten_ + len(Y)
         return new

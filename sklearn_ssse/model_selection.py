@@ -579,6 +579,9 @@ def _get_theta(model):
 def _set_theta(model, theta):
     """Set the fitted attributes of ``model`` to the flat parameters ``theta``."""
     if hasattr(model, "_flat_params_attributes"):
+        # θ* + ε·step keeps (1 − ε) of a forgotten class's parameters: clear them,
+        # as partial_forget does.
+        theta = model._zero_forgotten_classes(theta, model.class_counts_ > 0)
         for name, value in model._flat_params_attributes(theta).items():
             setattr(model, name, value)
         return

@@ -404,3 +404,21 @@ def test_forget_scale_curve_needs_flat_parameters(multiclass):
     # The GridSearchCV route still works with any erasable model.
     step = ForgetStep(model, forget_scale=2.0).fit(X[S], y[S])
     assert step.estimator_.forget_scale == 2.0
+
+
+def test_curve_models_keep_no_parameters_of_a_forgotten_class():
+    X, y = load_wine(return_X_y=True)
+    X = StandardScaler().fit_transform(X)
+    model = ErasableLogisticRegression().fit(X, y)
+    rows = y == 2
+    refit = LogisticRegression().fit(X[~rows], y[~rows])
+    curve = forget_scale_curve(
+        model,
+        X[rows],
+        y[rows],
+        refit_estimator=refit,
+        forget_scales=[0.1, 1.0],
+        scoring="neg_normalized_confusion_distance",
+    )
+    assert_array_equal(curve.best_estimator.coef_[2], 0)
+    assert curve.best_estimator.intercept_[2] == 0
