@@ -67,7 +67,7 @@ class BlockDiagonalInverse:
 
     # Woodbury is cheaper than a dense re-solve while the rank stays below this
     # fraction of the block size (flop counts d²r + r³ against d³).
-    woodbury_max_rank_fraction = 0.5
+    woodbury_max_rank_fraction = 1.0
 
     def __init__(self, bounds, inverses):
         self.bounds = [tuple(map(int, b)) for b in bounds]

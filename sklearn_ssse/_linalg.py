@@ -7,7 +7,7 @@ BlockDiagonalInverse`, which applies these functions block by block.
 
 import numpy as np
 import scipy.sparse as sp
-from scipy.linalg import get_blas_funcs, get_lapack_funcs, solve
+from scipy.linalg import get_blas_funcs, get_lapack_funcs
 
 __all__ = [
     "accumulate_gram",
@@ -143,11 +143,15 @@ def woodbury_downdate(M_inv, U):
     """
     if U.shape[1] == 0:
         return M_inv.copy()
+    # numpy's BLAS only on this per-request path: switching between numpy's and
+    # scipy's OpenBLAS thread pools costs about a millisecond each time.
     MU = M_inv @ U
     capacitance = np.eye(U.shape[1], dtype=M_inv.dtype) - U.T @ MU
-    # (I − UᵀM⁻¹U)⁻¹ = L Lᵀ, so the correction is V Vᵀ with V = M⁻¹U L (numpy
-    # computes V @ V.T as a SYRK).
-    V = MU @ np.linalg.cholesky(spd_inverse(capacitance))
+    # capacitance = L Lᵀ (raises LinAlgError unless M − U Uᵀ is positive
+    # definite); the correction M⁻¹U (L Lᵀ)⁻¹ UᵀM⁻¹ is V Vᵀ with V = M⁻¹U L⁻ᵀ, and
+    # numpy computes V @ V.T as a SYRK.
+    L = np.linalg.cholesky(capacitance)
+    V = np.linalg.solve(L, MU.T).T
     return M_inv + V @ V.T
 
 
@@ -178,7 +182,7 @@ def gram_downdate(M_inv, W):
     if d == 0:
         return M_inv.copy()
     system = np.eye(d, dtype=M_inv.dtype) - M_inv @ W
-    result = solve(system, M_inv, check_finite=False)
+    result = np.linalg.solve(system, M_inv)
     result = (result + result.T) / 2
     # A downdate that leaves an indefinite matrix would silently give nonsense:
     # the Cholesky factorisation is the check (it raises LinAlgError).
