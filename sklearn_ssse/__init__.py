@@ -10,10 +10,12 @@ from .base import ErasableMixin
 from .linear_model import ErasableLogisticRegression
 from .model_selection import ForgetStep, forget_scale_curve, make_erasure_scorer
 from .multioutput import ErasableMultiOutputClassifier
+from .neural_network import ErasableMLPClassifier
 
 __all__ = [
     "BlockDiagonalInverse",
     "ErasableLogisticRegression",
+    "ErasableMLPClassifier",
     "ErasableMixin",
     "ErasableMultiOutputClassifier",
     "ForgetStep",

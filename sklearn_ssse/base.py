@@ -55,6 +55,14 @@ class ErasableMixin:
     def _class_weights_depend_on_data(self):
         return False
 
+    def _damping_mask(self, penalized):
+        """Coordinates that receive the damping λ (default: the penalised ones).
+
+        A family whose unpenalised coordinates can be flat for the data (a
+        network's intercepts) damps every coordinate, the paper's ``λ·I``.
+        """
+        return penalized
+
     def _zero_forgotten_classes(self, theta, active):
         """Parameters that belong only to classes with no rows left, set to zero.
 
@@ -114,13 +122,14 @@ class ErasableMixin:
         )
         damping = penalty_strength if self.damping is None else self.damping
         null = maths.null_directions()
+        damped = self._damping_mask(penalized)
         for block, (start, stop) in zip(blocks, bounds):
             block *= C
             diagonal = np.diag(block)
             scale = diagonal.mean() if diagonal.size and diagonal.mean() > 0 else 1.0
             floor = np.sqrt(np.finfo(block.dtype).eps) * scale
             block[np.diag_indices_from(block)] += (
-                damping * penalized[start:stop] + floor
+                damping * damped[start:stop] + floor
             )
             # Flat directions wholly inside this block get the data's own scale.
             for direction in null[start:stop].T:

@@ -231,17 +231,20 @@ random_state, solver, max_iter, verbose, warm_start, n_jobs
             Fitted estimator.
         """
         self._check_twice_differentiable()
-        solver = self.solver
+        # LogisticRegression's fit sees the caller's X, so that it sets
+        # n_features_in_ and feature_names_in_ itself; the validated copy below
+        # (the same conversion it made) is for the erasure state.
+        super().fit(X, y, sample_weight=sample_weight)
         X, y = validate_data(
             self,
             X,
             y,
+            reset=False,
             accept_sparse="csr",
             dtype=[np.float64, np.float32],
             order="C",
-            accept_large_sparse=solver not in ["liblinear", "sag", "saga"],
+            accept_large_sparse=self.solver not in ["liblinear", "sag", "saga"],
         )
-        super().fit(X, y, sample_weight=sample_weight)
         sample_weight = _check_sample_weight(sample_weight, X, dtype=X.dtype)
         self._fit_erasure_state(X, np.searchsorted(self.classes_, y), sample_weight)
         return self

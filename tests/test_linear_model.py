@@ -513,3 +513,13 @@ def test_sklearn_compatible(estimator, check):
 @parametrize_with_forget_checks(ESTIMATORS)
 def test_partial_forget_checks(estimator, check):
     check(type(estimator).__name__, estimator)
+
+
+def test_feature_names_survive_fit_and_forget(binary_data):
+    pd = pytest.importorskip("pandas")
+    X, y = binary_data
+    frame = pd.DataFrame(X[:, :4], columns=["a", "b", "c", "d"])
+    model = ErasableLogisticRegression().fit(frame, y)
+    assert list(model.feature_names_in_) == ["a", "b", "c", "d"]
+    model.partial_forget(frame.iloc[:3], y[:3])
+    assert model.n_forgotten_ == 3
