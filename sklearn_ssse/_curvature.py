@@ -10,7 +10,12 @@ from numbers import Integral
 
 import numpy as np
 
-from ._linalg import gram_downdate, spd_inverse, woodbury_downdate
+from ._linalg import (
+    gram_downdate,
+    projected_downdate,
+    spd_inverse,
+    woodbury_downdate,
+)
 
 __all__ = ["BlockDiagonalInverse", "block_bounds"]
 
@@ -114,13 +119,17 @@ class BlockDiagonalInverse:
             out[start:stop] = inverse @ vector[start:stop]
         return out
 
-    def downdated(self, factors=None, grams=None):
+    def downdated(self, factors=None, grams=None, prior=None):
         """Inverse of ``M`` minus the contribution of some rows, as a new object.
 
         Give either ``factors``, one ``(block size, r)`` array ``U_b`` per block with
         the contribution ``U_b U_bᵀ`` (low rank: Woodbury, ``O(d_b² r + r³)``), or
         ``grams``, one ``(block size, block size)`` matrix per block (high rank: one
-        dense solve per block). ``self`` is left unchanged.
+        dense solve per block). ``self`` is left unchanged. With ``prior`` (the
+        damping diagonal over all coordinates) and ``grams``, the data term is
+        instead projected onto the positive semi-definite cone after the removal
+        (:func:`~sklearn_ssse._linalg.projected_downdate`): for curvatures that
+        are estimates, such as mini-batch Fishers.
 
         Raises
         ------
@@ -129,7 +138,7 @@ class BlockDiagonalInverse:
         """
         if (factors is None) == (grams is None):
             raise ValueError("give exactly one of factors or grams")
-        if self.is_diagonal:  # one vectorised update instead of d tiny ones
+        if self.is_diagonal and prior is None:  # vectorised, not d tiny updates
             if factors is not None:
                 removed = np.array([np.sum(U * U) for U in factors])
             else:
@@ -141,7 +150,12 @@ class BlockDiagonalInverse:
                 )
             inverses = (1.0 / remaining).astype(self.dtype).reshape(-1, 1, 1)
             return type(self)(self.bounds, list(inverses))
-        if factors is not None:
+        if prior is not None:
+            new = [
+                projected_downdate(inv, W, prior[start:stop])
+                for inv, W, (start, stop) in zip(self.inverses, grams, self.bounds)
+            ]
+        elif factors is not None:
             new = [woodbury_downdate(inv, U) for inv, U in zip(self.inverses, factors)]
         else:
             new = [gram_downdate(inv, W) for inv, W in zip(self.inverses, grams)]

@@ -16,6 +16,7 @@ __all__ = [
     "spd_inverse",
     "woodbury_downdate",
     "gram_downdate",
+    "projected_downdate",
     "sherman_morrison_inverse",
 ]
 
@@ -188,6 +189,38 @@ def gram_downdate(M_inv, W):
     # the Cholesky factorisation is the check (it raises LinAlgError).
     np.linalg.cholesky(result)
     return result.astype(M_inv.dtype, copy=False)
+
+
+def projected_downdate(M_inv, W, prior):
+    """Inverse of ``D + max(F − W, 0)`` where ``M = D + F``: a downdate that can
+    never take out more curvature than the data term ``F`` holds.
+
+    ``D = diag(prior)`` is the damping; the data term left after removing ``W`` is
+    projected onto the positive semi-definite cone (negative eigenvalues set to
+    zero). For a curvature estimated from mini-batch sums, whose data term has low
+    rank, the rows' own outer products ``W`` can exceed it in some directions; the
+    projection removes what is there. ``O(d³)``.
+
+    Parameters
+    ----------
+    M_inv : ndarray of shape (d, d)
+        Inverse of ``M = diag(prior) + F``.
+    W : ndarray of shape (d, d)
+        Symmetric positive semi-definite term to take out of ``F``.
+    prior : ndarray of shape (d,)
+        Positive diagonal ``D``.
+
+    Returns
+    -------
+    ndarray of shape (d, d)
+    """
+    data = np.linalg.inv(M_inv) - W
+    data[np.diag_indices_from(data)] -= prior
+    values, vectors = np.linalg.eigh((data + data.T) / 2)
+    kept = vectors * np.sqrt(np.maximum(values, 0))
+    M = kept @ kept.T
+    M[np.diag_indices_from(M)] += prior
+    return np.linalg.inv(M).astype(M_inv.dtype, copy=False)
 
 
 def sherman_morrison_inverse(gradients, weights, damping):

@@ -123,14 +123,14 @@ class ErasableMixin:
         damping = penalty_strength if self.damping is None else self.damping
         null = maths.null_directions()
         damped = self._damping_mask(penalized)
+        prior = np.zeros(maths.n_params, dtype=theta.dtype)
         for block, (start, stop) in zip(blocks, bounds):
             block *= C
             diagonal = np.diag(block)
             scale = diagonal.mean() if diagonal.size and diagonal.mean() > 0 else 1.0
             floor = np.sqrt(np.finfo(block.dtype).eps) * scale
-            block[np.diag_indices_from(block)] += (
-                damping * damped[start:stop] + floor
-            )
+            prior[start:stop] = damping * damped[start:stop] + floor
+            block[np.diag_indices_from(block)] += prior[start:stop]
             # Flat directions wholly inside this block get the data's own scale.
             for direction in null[start:stop].T:
                 support = np.flatnonzero(direction)
@@ -147,6 +147,7 @@ class ErasableMixin:
             class_sums if self._class_weights_depend_on_data() else None
         )
         self.curvature_point_ = theta.copy()
+        self.damping_diagonal_ = prior
         self.fit_class_weight_ = class_weight
         self.class_counts_ = np.bincount(y, minlength=n_classes)
         self.class_weight_sums_ = weight_sums
@@ -287,7 +288,8 @@ class ErasableMixin:
         fit_weights = C * sample_weight * self.fit_class_weight_[y]
         all_active = np.ones(n_classes, dtype=bool)
         rank = X.shape[0] * maths.factor_rank(self._curvature_kind())
-        if inverse.prefers_factors(rank):
+        estimated = self.curvature_params_.get("fisher_batch_size", 1) > 1
+        if inverse.prefers_factors(rank) and not estimated:
             rows = maths.factor_rows(
                 X, y, self.curvature_point_, all_active, self._curvature_kind()
             )
@@ -306,7 +308,9 @@ class ErasableMixin:
                 self._curvature_kind(),
                 inverse.bounds,
             )
-            new_inverse = inverse.downdated(grams=grams)
+            # A mini-batch Fisher is an estimate: remove only what it holds.
+            prior = self.damping_diagonal_ if estimated else None
+            new_inverse = inverse.downdated(grams=grams, prior=prior)
 
         if step is None:
             step_inverse = new_inverse if self.leave_out else inverse

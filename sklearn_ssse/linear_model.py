@@ -73,9 +73,9 @@ random_state, solver, max_iter, verbose, warm_start, n_jobs
         many rows (the paper's cheaper approximation, ``b`` times fewer rows in
         the products; ``random_state`` sets the shuffle). With ``> 1``, forgotten
         rows are taken out of the curvature by their own outer products, which is
-        their contribution in expectation only; a request whose rows carry more
-        curvature than the estimate holds is refused (``ValueError``, model
-        unchanged).
+        their contribution in expectation only, and never more than the estimate
+        holds (the remaining data term is projected onto the positive
+        semi-definite cone, ``O(d³)`` per block and request).
 
     Attributes
     ----------
@@ -89,6 +89,9 @@ random_state, solver, max_iter, verbose, warm_start, n_jobs
     curvature_point_ : ndarray of shape (n_params,)
         The fitted parameters at which ``M`` was built (flattened
         ``[coef_ | intercept_]`` rows).
+
+    damping_diagonal_ : ndarray of shape (n_params,)
+        The damping λ·P plus the floor, as added to ``M``'s diagonal.
 
     residual_gradient_ : ndarray of shape (n_params,)
         Gradient of the objective left by the solver at ``fit``; the first request

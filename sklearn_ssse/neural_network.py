@@ -26,6 +26,7 @@ _ERASURE_ATTRIBUTES = (
     "residual_gradient_",
     "class_gradient_sums_",
     "curvature_point_",
+    "damping_diagonal_",
     "fit_class_weight_",
     "class_counts_",
     "class_weight_sums_",

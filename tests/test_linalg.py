@@ -11,6 +11,7 @@ from sklearn_ssse._curvature import BlockDiagonalInverse, block_bounds
 from sklearn_ssse._linalg import (
     accumulate_gram,
     gram_downdate,
+    projected_downdate,
     sherman_morrison_inverse,
     spd_inverse,
     symmetrize_from_lower,
@@ -155,3 +156,22 @@ def test_symmetrize_from_lower_in_panels():
     A = np.tril(np.arange(49.0).reshape(7, 7))
     expected = A + np.tril(A, -1).T
     assert_allclose(symmetrize_from_lower(A, panel=3), expected)
+
+
+@SETTINGS
+@given(spd_problems())
+def test_projected_downdate_is_the_plain_downdate_when_rows_are_held(problem):
+    G, w, diagonal, k = problem
+    M_inv = np.linalg.inv(_dense(G, w, diagonal))
+    W = (G[:k] * w[:k, None]).T @ G[:k]
+    expected = np.linalg.inv(_dense(G[k:], w[k:], diagonal))
+    got = projected_downdate(M_inv, W, diagonal)
+    assert_allclose(got, expected, rtol=1e-6, atol=1e-8)
+
+
+def test_projected_downdate_never_takes_out_more_than_the_data_term():
+    prior = np.array([1.0, 2.0])
+    M_inv = np.linalg.inv(np.diag(prior) + np.diag([3.0, 0.5]))
+    W = np.diag([1.0, 4.0])  # more than the 0.5 the second coordinate holds
+    got = projected_downdate(M_inv, W, prior)
+    assert_allclose(got, np.linalg.inv(np.diag([1.0 + 2.0, 2.0 + 0.0])))

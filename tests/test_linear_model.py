@@ -523,3 +523,14 @@ def test_feature_names_survive_fit_and_forget(binary_data):
     assert list(model.feature_names_in_) == ["a", "b", "c", "d"]
     model.partial_forget(frame.iloc[:3], y[:3])
     assert model.n_forgotten_ == 3
+
+
+def test_mini_batch_fisher_forgets_a_whole_class(multiclass_data):
+    """A mini-batch Fisher is low-rank; removing a class's own outer products
+    would exceed it, so the removal is projected (never an indefinite matrix)."""
+    X, y = multiclass_data
+    model = ErasableLogisticRegression(fisher_batch_size=8, random_state=0).fit(X, y)
+    rows = np.flatnonzero(y == 0)
+    model.partial_forget(X[rows], y[rows])
+    assert np.all(np.linalg.eigvalsh(model.curvature_inverse_.to_dense()) > 0)
+    assert not np.any(model.predict(X) == 0)

@@ -410,3 +410,23 @@ def test_erasing_a_digit_moves_predictions_away_from_it():
     assert est.intercepts_[-1][3] == 0
     assert 3 not in est.predict(X)
     assert np.mean(est.predict(X[~erased]) == y[~erased]) > 0.97
+
+
+def test_mini_batch_fisher_forgets_a_whole_class():
+    """Removing a class's outer products from a low-rank mini-batch Fisher is
+    projected instead of refused."""
+    from sklearn.datasets import load_digits
+
+    X, y = load_digits(n_class=4, return_X_y=True)
+    X = X / 16.0
+    model = ErasableMLPClassifier(
+        hidden_layer_sizes=(8,),
+        solver="lbfgs",
+        max_iter=200,
+        random_state=0,
+        fisher_batch_size=10,
+        forget_scale=0.05,
+    ).fit(X, y)
+    rows = y == 2
+    model.partial_forget(X[rows], y[rows])
+    assert not np.any(model.predict(X) == 2)
