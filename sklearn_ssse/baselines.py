@@ -39,6 +39,15 @@ __all__ = [
 ]
 
 
+# The arguments every update function shares.
+_REQUEST = {
+    "model": [object],
+    "X": ["array-like", "sparse matrix"],
+    "y": ["array-like"],
+    "sample_weight": ["array-like", None],
+}
+
+
 def _updated_copy(model, X, y, sample_weight, step):
     """A copy of ``model`` after a request whose step is
     ``step(estimator, gradient, inverse, downdated_inverse)`` (None: SSSE)."""
@@ -70,15 +79,7 @@ def _updated_copy(model, X, y, sample_weight, step):
     return new
 
 
-@validate_params(
-    {
-        "model": [object],
-        "X": ["array-like", "sparse matrix"],
-        "y": ["array-like"],
-        "sample_weight": ["array-like", None],
-    },
-    prefer_skip_nested_validation=True,
-)
+@validate_params(_REQUEST, prefer_skip_nested_validation=True)
 def ssse_update(model, X, y, *, sample_weight=None):
     """The model's own update (SSSE or influence), on a copy.
 
@@ -107,13 +108,7 @@ def ssse_update(model, X, y, *, sample_weight=None):
 
 
 @validate_params(
-    {
-        "model": [object],
-        "X": ["array-like", "sparse matrix"],
-        "y": ["array-like"],
-        "learning_rate": [Interval(Real, 0, None, closed="neither")],
-        "sample_weight": ["array-like", None],
-    },
+    {**_REQUEST, "learning_rate": [Interval(Real, 0, None, closed="neither")]},
     prefer_skip_nested_validation=True,
 )
 def gradient_ascent_update(model, X, y, *, learning_rate, sample_weight=None):
@@ -162,13 +157,10 @@ def _diagonal(inverse):
 
 @validate_params(
     {
-        "model": [object],
-        "X": ["array-like", "sparse matrix"],
-        "y": ["array-like"],
+        **_REQUEST,
         "noise_scale": [Interval(Real, 0, None, closed="left")],
         "random_state": ["random_state"],
         "newton_step": ["boolean"],
-        "sample_weight": ["array-like", None],
     },
     prefer_skip_nested_validation=True,
 )
