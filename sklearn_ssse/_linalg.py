@@ -37,14 +37,20 @@ def symmetrize_from_lower(A, panel=256):
     return A
 
 
+# Below this size a product's temporary costs less than switching between
+# numpy's and scipy's OpenBLAS thread pools for an in-place scipy BLAS call.
+IN_PLACE_MIN_BYTES = 4 * 2**20
+
+
 def accumulate_gram(out, A, B, v=None, same=False):
     """``out += Aᵀ diag(v) B`` over a chunk of rows, in place where BLAS allows.
 
     With ``same`` (``A`` is ``B``) and ``v ≥ 0`` (or ``v=None``: no weights) it is
     a SYRK that fills only the lower triangle of ``out``; finish with
     :func:`symmetrize_from_lower`. ``A`` and ``B`` may be dense or sparse. When
-    ``out`` is C-contiguous the product is written straight into it (no
-    ``d × d`` temporary); otherwise it is computed aside and added.
+    ``out`` is large and C-contiguous the product is written straight into it by
+    scipy's BLAS (no ``d × d`` temporary); otherwise numpy computes it aside and
+    adds it.
     """
     syrk = same and (v is None or np.all(v >= 0))
     if v is not None:
@@ -59,7 +65,8 @@ def accumulate_gram(out, A, B, v=None, same=False):
     if sp.issparse(A) or sp.issparse(B):
         out += as_dense(A.T @ B)
         return
-    if not (out.flags.c_contiguous and out.dtype == A.dtype == B.dtype):
+    small = out.nbytes <= IN_PLACE_MIN_BYTES
+    if small or not (out.flags.c_contiguous and out.dtype == A.dtype == B.dtype):
         out += A.T @ B
         return
     # BLAS sees out.T, Fortran-ordered: its upper triangle is out's lower one.

@@ -192,7 +192,9 @@ class LogisticMaths(ModelMaths):
         Theta = theta.reshape(self.n_outputs, self.width)
         blocks = [np.zeros((e - s, e - s), dtype=theta.dtype) for s, e in bounds]
         segments = [self._segments(s, e) for s, e in bounds]
-        row_bytes = X.dtype.itemsize * (2 * self.width + 4 * self.n_outputs)
+        # Per row: two weighted column pieces of the widest segment, and p, r.
+        widest = max(hi - lo for segs in segments for _, lo, hi, _ in segs)
+        row_bytes = X.dtype.itemsize * (2 * widest + 4 * self.n_outputs)
         for rows in row_chunks(X.shape[0], row_bytes):
             Xc = X[rows]
             p, r = self._residuals(Xc, y[rows], Theta, active)

@@ -24,7 +24,7 @@ __all__ = ["ModelMaths", "row_chunks"]
 
 # Level-3 products reach full speed long before this; a larger chunk would only
 # raise fit's peak memory (scikit-learn's working_memory caps it further).
-MAX_CHUNK_BYTES = 2 * 2**20
+MAX_CHUNK_BYTES = 4 * 2**20
 
 
 def row_chunks(n_rows, row_bytes, multiple=1):

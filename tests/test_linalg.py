@@ -1,5 +1,7 @@
 """Linear-algebra identities behind the inverse curvature (hypothesis-driven)."""
 
+from unittest import mock
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -7,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from numpy.testing import assert_allclose
 
+from sklearn_ssse import _linalg
 from sklearn_ssse._curvature import BlockDiagonalInverse, block_bounds
 from sklearn_ssse._linalg import (
     accumulate_gram,
@@ -131,8 +134,9 @@ def test_block_bounds():
     st.booleans(),
     st.sampled_from(["dense", "sparse", "view"]),
     st.sampled_from([np.float64, np.float32]),
+    st.booleans(),
 )
-def test_accumulate_gram_matches_definition(n, d, same, layout, dtype):
+def test_accumulate_gram_matches_definition(n, d, same, layout, dtype, in_place):
     rng = np.random.default_rng(n * 100 + d)
     A = rng.normal(size=(n, d)).astype(dtype)
     B = A if same else rng.normal(size=(n, d)).astype(dtype)
@@ -143,7 +147,9 @@ def test_accumulate_gram_matches_definition(n, d, same, layout, dtype):
     start = np.eye(d + 2, dtype=dtype)
     out = start.copy()
     target = out[1 : d + 1, 1 : d + 1] if layout == "view" else out[:d, :d]
-    accumulate_gram(target, A, B, v, same=same)
+    # in_place: scipy's BLAS writes into ``out`` (as for large blocks)
+    with mock.patch.object(_linalg, "IN_PLACE_MIN_BYTES", 0 if in_place else 2**62):
+        accumulate_gram(target, A, B, v, same=same)
     if same:  # a SYRK fills the lower triangle only: compare that
         expected = np.tril(expected) + np.tril(expected, -1).T
         target = np.tril(target) + np.tril(target, -1).T
