@@ -33,7 +33,7 @@ n = len(y_train)
 params = dict(C=0.1, max_iter=1000)
 models = {
     "SSSE (Fisher)": ErasableLogisticRegression(**params).fit(X_train, y_train),
-    "influence (Hessian, ε = 1)": ErasableLogisticRegression(
+    "influence (Hessian)": ErasableLogisticRegression(
         curvature="hessian", **params
     ).fit(X_train, y_train),
 }
