@@ -48,7 +48,7 @@ from statistics import median
 
 import numpy as np
 import sklearn
-from sklearn.datasets import load_breast_cancer, load_diabetes, load_digits, load_wine
+from sklearn.datasets import load_breast_cancer, load_digits, load_wine
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import train_test_split
@@ -63,6 +63,7 @@ from sklearn_ssse.baselines import (
     scrubbing_update,
     ssse_update,
 )
+from sklearn_ssse.datasets import load_diabetes_attributes
 from sklearn_ssse.metrics import erasure_report, relative_parameter_distance
 from sklearn_ssse.model_selection import forget_scale_curve, make_erasure_scorer
 
@@ -88,26 +89,8 @@ GRIDS = {
 
 # -- data ------------------------------------------------------------------------------
 def _diabetes_attributes():
-    """Five binary patient attributes predicted from the seven other variables.
-
-    The multi-label problem of ``tests/test_multioutput.py``: sex, disease progression
-    above the median, severe progression (top decile), high body-mass index (top
-    quartile) and blood pressure above the median, from age and the six serum
-    measurements.
-    """
-    data = load_diabetes()
-    D, target = data.data, data.target
-    sex, bmi, bp = D[:, 1], D[:, 2], D[:, 3]
-    Y = np.column_stack(
-        [
-            sex > 0,
-            target > np.median(target),
-            target > np.quantile(target, 0.9),
-            bmi > np.quantile(bmi, 0.75),
-            bp > np.median(bp),
-        ]
-    ).astype(int)
-    return np.delete(D, [1, 2, 3], axis=1), Y
+    """The realistic multi-attribute problem (sklearn_ssse.datasets)."""
+    return load_diabetes_attributes()
 
 
 ATTRIBUTES = ["sex", "progression", "severe progression", "high BMI", "high BP"]

@@ -8,7 +8,7 @@ import scipy.sparse as sp
 from joblib import parallel_config
 from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
-from sklearn.datasets import load_diabetes, make_multilabel_classification
+from sklearn.datasets import make_multilabel_classification
 from sklearn.exceptions import NotFittedError
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
@@ -18,6 +18,7 @@ from sklearn.utils.validation import validate_data
 from threadpoolctl import threadpool_limits
 
 from sklearn_ssse import ErasableLogisticRegression
+from sklearn_ssse.datasets import load_diabetes_attributes
 from sklearn_ssse.multioutput import ErasableMultiOutputClassifier
 
 
@@ -41,28 +42,9 @@ def _multilabel(n_samples=200, n_features=8, n_outputs=4, seed=0):
 
 
 def _diabetes_attributes():
-    """A realistic multi-attribute problem from the bundled diabetes data.
-
-    Five binary patient attributes are predicted from the seven other baseline
-    variables (age and the six blood serum measurements): sex, disease
-    progression above the median, *severe* progression (top decile: the rare
-    attribute), high body-mass index (top quartile), blood pressure above the
-    median.
-    """
-    data = load_diabetes()
-    D, target = data.data, data.target
-    sex, bmi, bp = D[:, 1], D[:, 2], D[:, 3]
-    Y = np.column_stack(
-        [
-            sex > 0,
-            target > np.median(target),
-            target > np.quantile(target, 0.9),
-            bmi > np.quantile(bmi, 0.75),
-            bp > np.median(bp),
-        ]
-    ).astype(int)
-    X = StandardScaler().fit_transform(np.delete(D, [1, 2, 3], axis=1))
-    return X, Y
+    """The realistic multi-attribute problem, standardised."""
+    X, Y = load_diabetes_attributes()
+    return StandardScaler().fit_transform(X), Y
 
 
 def _params(model):
