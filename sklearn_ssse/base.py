@@ -55,6 +55,9 @@ class ErasableMixin:
     def _class_weights_depend_on_data(self):
         return False
 
+    def _check_erasable(self):
+        """Raise if this fitted model cannot take a request at all (default: it can)."""
+
     def _damping_mask(self, penalized):
         """Coordinates that receive the damping λ (default: the penalised ones).
 
@@ -186,6 +189,7 @@ class ErasableMixin:
             row, mismatched lengths) or when a parameter that shapes the stored
             curvature was changed since ``fit``. The model is left unchanged.
         """
+        self._check_erasable()
         check_is_fitted(self, "curvature_inverse_")
         X, y, sample_weight = self._validate_forget_data(X, y, sample_weight)
         if X.shape[0] == 0:

@@ -319,35 +319,7 @@ feature_names_in_, n_iter_, n_layers_, n_outputs_, out_activation_
         self._drop_erasure_state()
         return super().partial_fit(X, y, sample_weight=sample_weight, classes=classes)
 
-    def partial_forget(self, X, y, sample_weight=None):
-        """Erase training rows from the fitted network in one closed-form step.
-
-        Applies the SSSE update ``θ ← θ + ε M⁻¹ Σ_{i∈S} w_i ∇ℓ_i`` for the rows
-        ``(X, y)`` (plus, at the first request, the solver's leftover gradient),
-        then removes their contribution from the stored Fisher. Only the rows to
-        forget are needed.
-
-        Parameters
-        ----------
-        X : {array-like, sparse matrix} of shape (n_rows, n_features)
-            The rows to forget, as given to ``fit``.
-        y : array-like of shape (n_rows,)
-            Their labels, as given to ``fit``.
-        sample_weight : array-like of shape (n_rows,), default=None
-            The sample weights these rows had in ``fit`` (ones when ``None``).
-
-        Returns
-        -------
-        self : object
-            The updated estimator.
-
-        Raises
-        ------
-        ValueError
-            On bad input (see :meth:`ErasableMixin.partial_forget`), for a model
-            fitted on multi-label targets, or when the model was changed by
-            ``partial_fit`` since ``fit``. The model is left unchanged.
-        """
+    def _check_erasable(self):
         check_is_fitted(self)
         if self._is_multilabel():
             raise ValueError(
@@ -360,7 +332,6 @@ feature_names_in_, n_iter_, n_layers_, n_outputs_, out_activation_
                 "the erasure state was dropped by partial_fit (the stored curvature "
                 "cannot follow incremental updates); call fit before partial_forget"
             )
-        return super().partial_forget(X, y, sample_weight=sample_weight)
 
     def _is_multilabel(self):
         return self._label_binarizer.y_type_.startswith("multilabel")
