@@ -10,6 +10,7 @@ import copy
 from numbers import Integral
 
 import numpy as np
+from joblib import cpu_count, effective_n_jobs
 from sklearn import get_config
 from sklearn.base import _fit_context
 from sklearn.multioutput import MultiOutputClassifier
@@ -18,6 +19,7 @@ from sklearn.utils._param_validation import HasMethods
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.parallel import Parallel, delayed
 from sklearn.utils.validation import check_array, check_is_fitted
+from threadpoolctl import threadpool_limits
 
 from .base import CURVATURE_PARAMS, ErasableMixin
 
@@ -338,11 +340,15 @@ class ErasableMultiOutputClassifier(MultiOutputClassifier):
             request.validate(X, Y[:, j], sample_weight)
         if Y.shape[0] == 0:
             return self
-        # 2. Compute every output's new state; nothing is modified yet.
-        updates = Parallel(n_jobs=self.n_jobs, prefer="threads")(
-            delayed(request.compute)(X, Y[:, j], sample_weight)
-            for j, request in enumerate(requests)
-        )
+        # 2. Compute every output's new state; nothing is modified yet. Threads
+        # share the cores with BLAS's own: give each job its share, or they
+        # oversubscribe the machine.
+        n_jobs = effective_n_jobs(self.n_jobs)
+        with threadpool_limits(limits=max(1, cpu_count() // n_jobs), user_api="blas"):
+            updates = Parallel(n_jobs=self.n_jobs, prefer="threads")(
+                delayed(request.compute)(X, Y[:, j], sample_weight)
+                for j, request in enumerate(requests)
+            )
         # 3. Install them all.
         for request, new_state in zip(requests, updates):
             request.apply(new_state)
