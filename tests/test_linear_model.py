@@ -121,6 +121,8 @@ def _assert_close(actual, expected, rtol=1e-8):
         {"fit_intercept": False},
         {"C": 0.1, "class_weight": "balanced"},
         {"solver": "newton-cholesky"},
+        {"solver": "newton-cg"},
+        {"solver": "sag", "random_state": 0},
         {"solver": "liblinear"},
         {"C": np.inf},
     ],
