@@ -1,8 +1,9 @@
 """Copy the benchmark results into README.md, between their markers.
 
 Each ``benchmarks/results/NAME.md`` replaces the text between
-``<!-- results:NAME -->`` and ``<!-- /results:NAME -->`` in the README, so the
-figures there are always those the scripts last wrote. Run it after the benchmarks:
+``<!-- results:NAME -->`` and ``<!-- /results:NAME -->`` in the README (its headings
+demoted under the README's own), so the figures there are always those the scripts
+last wrote. Run it after the benchmarks:
 ``python benchmarks/update_readme.py``.
 """
 
@@ -21,7 +22,9 @@ def main():
             rf"(<!-- results:{name} -->\n).*?(<!-- /results:{name} -->)", re.S
         )
         if pattern.search(text):
-            body = result.read_text().strip() + "\n"
+            # Headings of the result go under the README's "###" section.
+            body = re.sub(r"^#", "####", result.read_text().strip(), flags=re.M)
+            body += "\n"
             text = pattern.sub(
                 lambda m, body=body: m.group(1) + body + m.group(2), text
             )
