@@ -4,7 +4,6 @@ they are run by hand, not here)."""
 import runpy
 from pathlib import Path
 
-
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
