@@ -131,7 +131,7 @@ def load_docstring_corpus(*, n_classes=2, min_df=2, ngram_range=(1, 2), dtype=No
     >>> import numpy as np
     >>> from sklearn_ssse.datasets import load_docstring_corpus
     >>> X, y = load_docstring_corpus(n_classes=6)
-    >>> X.shape[0] > 4000, X.shape[1] > 20000, np.bincount(y).min() > 600
+    >>> X.shape[0] > 4000, X.shape[1] > 20000, bool(np.bincount(y).min() > 600)
     (True, True, True)
     """
     from sklearn.feature_extraction.text import TfidfVectorizer
