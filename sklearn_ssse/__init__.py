@@ -5,8 +5,16 @@ Newton-type step, preconditioned by the inverse empirical Fisher (or the Hessian
 using only the rows to forget.
 """
 
-from ._curvature import BlockDiagonalInverse
+from ._curvature import BlockDiagonalInverse, CurvatureInverse
+from ._state import ErasureState, RequestRecord
 from .base import ErasableMixin
+from .exceptions import (
+    ErasureError,
+    ErasureNumericalError,
+    IncompatibleStateError,
+    InvalidRequestError,
+)
+from .ledger import ErasureLedger
 from .linear_model import ErasableLogisticRegression
 from .model_selection import ForgetStep, forget_scale_curve, make_erasure_scorer
 from .multioutput import ErasableMultiOutputClassifier
@@ -14,12 +22,20 @@ from .neural_network import ErasableMLPClassifier
 
 __all__ = [
     "BlockDiagonalInverse",
+    "CurvatureInverse",
     "ErasableLogisticRegression",
     "ErasableMLPClassifier",
     "ErasableMixin",
     "ErasableMultiOutputClassifier",
+    "ErasureError",
+    "ErasureLedger",
+    "ErasureNumericalError",
+    "ErasureState",
+    "IncompatibleStateError",
+    "InvalidRequestError",
+    "RequestRecord",
     "ForgetStep",
     "forget_scale_curve",
     "make_erasure_scorer",
 ]
-__version__ = "0.1.0"
+__version__ = "0.2.0.dev0"

@@ -1,11 +1,15 @@
-"""Block-diagonal inverse curvature: how it is partitioned, stored, applied, downdated.
+"""The stored inverse curvature: its interface, and the block-diagonal representation.
 
-The stored object is the inverse of ``M = λ·P + C Σ_i w_i K_i`` (METHOD.md), one dense
-block per contiguous range of parameter coordinates. It is model-agnostic: a model
-family supplies block matrices (at fit) and low-rank factors or Gram blocks of the
-rows to forget (at deletion); this module does the rest.
+The stored object is the inverse of ``M = λ·P + C Σ_i w_i K_i`` (METHOD.md). Every
+representation is a small immutable class implementing :class:`CurvatureInverse`
+(apply, downdate, memory), so the engine never depends on how ``M⁻¹`` is held, as
+skglm keeps datafits and penalties interchangeable. :class:`BlockDiagonalInverse`
+holds one dense block per contiguous range of parameter coordinates. Representations
+are model-agnostic: a model family supplies block matrices (at fit) and low-rank
+factors or Gram blocks of the rows to forget (at deletion).
 """
 
+from abc import ABC, abstractmethod
 from numbers import Integral
 
 import numpy as np
@@ -17,7 +21,7 @@ from ._linalg import (
     woodbury_downdate,
 )
 
-__all__ = ["BlockDiagonalInverse", "block_bounds"]
+__all__ = ["BlockDiagonalInverse", "CurvatureInverse", "block_bounds"]
 
 
 def block_bounds(n_params, block_size, group_bounds):
@@ -52,7 +56,78 @@ def block_bounds(n_params, block_size, group_bounds):
     )
 
 
-class BlockDiagonalInverse:
+class CurvatureInverse(ABC):
+    """The interface of a stored inverse curvature ``M⁻¹``.
+
+    Objects are immutable: :meth:`downdated` returns a new object and leaves
+    ``self`` unchanged, so a published state can be read while a request builds
+    the next one.
+    """
+
+    @property
+    @abstractmethod
+    def n_params(self):
+        """Number of parameter coordinates ``P``."""
+
+    @property
+    @abstractmethod
+    def dtype(self):
+        """dtype of the stored arrays (that of the training data)."""
+
+    @property
+    @abstractmethod
+    def nbytes(self):
+        """Memory held by the stored arrays, in bytes."""
+
+    @property
+    def bounds(self):
+        """Contiguous ``(start, stop)`` ranges the downdate factors are split by.
+
+        Factors and Gram blocks passed to :meth:`downdated` come one per range;
+        the default is a single range over every coordinate.
+        """
+        return [(0, self.n_params)]
+
+    @abstractmethod
+    def apply(self, vector):
+        """Return ``M⁻¹ @ vector`` for a vector of length ``n_params``."""
+
+    @abstractmethod
+    def downdated(self, factors=None, grams=None, prior=None):
+        """``M⁻¹`` after removing some rows' contribution, as a new object.
+
+        ``factors``: one ``(range size, r)`` array ``U_b`` per range of
+        :attr:`bounds`, the rows' contribution being ``U_b U_bᵀ``; ``grams``: the
+        contribution itself, one square matrix per range. ``prior``: see
+        :meth:`BlockDiagonalInverse.downdated`.
+
+        Raises
+        ------
+        numpy.linalg.LinAlgError
+            If the downdated matrix is not positive definite.
+        """
+
+    def prefers_factors(self, rank):
+        """Whether a downdate of this rank is cheaper through factors than grams."""
+        return True
+
+    def to_dense(self):
+        """The whole inverse as a dense matrix (for tests and small models)."""
+        return np.column_stack(
+            [self.apply(e) for e in np.eye(self.n_params, dtype=self.dtype)]
+        )
+
+    @classmethod
+    def estimate_nbytes(cls, n_params, dtype, **structure):
+        """Memory the representation would hold for ``n_params`` coordinates.
+
+        Computed before anything is built, so that ``fit`` can refuse a state that
+        would not fit in memory before the solver runs.
+        """
+        raise NotImplementedError
+
+
+class BlockDiagonalInverse(CurvatureInverse):
     """Inverse of a block-diagonal symmetric positive definite matrix.
 
     Parameters
@@ -75,8 +150,20 @@ class BlockDiagonalInverse:
     woodbury_max_rank_fraction = 1.0
 
     def __init__(self, bounds, inverses):
-        self.bounds = [tuple(map(int, b)) for b in bounds]
+        self._bounds = [tuple(map(int, b)) for b in bounds]
         self.inverses = list(inverses)
+
+    @property
+    def bounds(self):
+        return self._bounds
+
+    @classmethod
+    def estimate_nbytes(cls, n_params, dtype, *, bounds=None):
+        """Bytes held for blocks ``bounds`` (default: one dense block)."""
+        if bounds is None:
+            bounds = [(0, n_params)]
+        itemsize = np.dtype(dtype).itemsize
+        return int(sum((stop - start) ** 2 for start, stop in bounds) * itemsize)
 
     @classmethod
     def from_blocks(cls, bounds, matrices):

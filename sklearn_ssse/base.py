@@ -3,20 +3,34 @@
 :class:`ErasableMixin` gives an estimator ``partial_forget`` and the fit-time state it
 needs. It is model-agnostic: the estimator supplies its model family's maths
 (:class:`~sklearn_ssse._maths.ModelMaths`) and a handful of small hooks; the linear
-algebra lives in :mod:`sklearn_ssse._curvature`.
+algebra lives behind :class:`~sklearn_ssse._curvature.CurvatureInverse`.
 
 The update (METHOD.md, eq. 1) for a request ``S``::
 
     θ ← θ − ε · M⁻¹ · ∇J_{-S}(θ),   ∇J_{-S}(θ) ≈ r₀ − C Σ_{i∈S} w_i ∇ℓ_i(θ)
 
-with ``M = λ·P + C Σ_i w_i K_i(θ*)`` the stored curvature (Fisher or Hessian, at the
+with ``M = λ·P + C Σ_i w_i K_i(θ*)`` the stored curvature (Hessian or Fisher, at the
 fitted ``θ*``) and ``r₀`` the objective gradient the solver left at ``θ*`` (cancelled
 at the first request, zero afterwards). The rows of ``S`` are then taken out of ``M``
 by a rank-``k`` Woodbury downdate (or a dense re-solve when ``k`` is large); with
 ``leave_out=True`` the step uses the downdated ``M``.
+
+**State and concurrency.** Everything a request reads or writes is one immutable
+:class:`~sklearn_ssse._state.ErasureState` in ``erasure_state_``. A request runs
+under the estimator's lock (so concurrent requests are serialised and none is lost),
+computes the new state and parameters without touching the estimator, and publishes
+them with a single update of the estimator's ``__dict__``. Predictions read one
+snapshot of the ``__dict__`` (:meth:`ErasableMixin._snapshot`), so a reader sees the
+model before a request or after it, never a mix of the two.
 """
 
+import threading
+import warnings
+import weakref
+from typing import NamedTuple
+
 import numpy as np
+import scipy.sparse as sp
 from sklearn.base import _fit_context
 from sklearn.utils.validation import (
     _check_sample_weight,
@@ -25,11 +39,79 @@ from sklearn.utils.validation import (
 )
 
 from ._curvature import BlockDiagonalInverse, block_bounds
+from ._state import STATE_FORMAT_VERSION, ErasureState, RequestRecord, utc_now
+from .exceptions import (
+    ErasureNumericalError,
+    IncompatibleStateError,
+    InconsistentStateVersionWarning,
+    InvalidRequestError,
+)
+from .ledger import row_fingerprints
 
 __all__ = ["ErasableMixin"]
 
 # Parameters that shape the stored curvature: changing them needs a new fit.
 CURVATURE_PARAMS = ("curvature", "damping", "block_size", "fisher_batch_size")
+
+# One re-entrant lock per estimator object, made on first use (``__init__`` only
+# stores parameters) and kept outside the estimator, so that it is never pickled,
+# copied or seen in ``vars(estimator)``; it goes away with the estimator.
+_LOCKS = weakref.WeakKeyDictionary()
+_LOCK_GUARD = threading.Lock()
+
+
+def erasure_lock(estimator):
+    """The re-entrant lock that serialises requests (and fits) of ``estimator``."""
+    with _LOCK_GUARD:
+        lock = _LOCKS.get(estimator)
+        if lock is None:
+            lock = _LOCKS[estimator] = threading.RLock()
+    return lock
+
+
+def user_label(value):
+    """A label as the user wrote it (``1``, ``'cat'``), not ``np.int64(1)``."""
+    return repr(value.item() if isinstance(value, np.generic) else value)
+
+
+def _row_norms(X):
+    """Euclidean norm of every row, without an n × d temporary."""
+    if sp.issparse(X):
+        return np.sqrt(np.asarray(X.multiply(X).sum(axis=1)).ravel())
+    return np.sqrt(np.einsum("ij,ij->i", X, X, dtype=np.float64))
+
+
+def _power_of_two_above(value):
+    """The smallest power of two ≥ ``value`` (0 for 0): a bound that hides ``value``."""
+    if not np.isfinite(value):
+        return np.inf
+    return 0.0 if value <= 0 else float(2.0 ** np.ceil(np.log2(value)))
+
+
+class _Request(NamedTuple):
+    """A validated request: everything the computation needs, nothing mutable."""
+
+    X: object
+    y: np.ndarray  # class indices
+    sample_weight: np.ndarray
+    state: ErasureState
+    theta: np.ndarray
+    labels: np.ndarray  # the user's labels, for the record
+    fingerprints: np.ndarray | None  # keyed, when a ledger checks the request
+
+
+def _state_attribute(field, doc):
+    def get(self):
+        try:
+            state = self.__dict__["erasure_state_"]
+        except KeyError:
+            raise AttributeError(
+                f"{type(self).__name__!r} object has no attribute {field!r} "
+                "(it has no erasure state: call fit)"
+            ) from None
+        return getattr(state, field)
+
+    return property(get, doc=doc)
 
 
 class ErasableMixin:
@@ -47,6 +129,33 @@ class ErasableMixin:
 
     It calls :meth:`_fit_erasure_state` at the end of ``fit``.
     """
+
+    # -- the state's fields, readable as the fitted attributes of earlier versions --
+    curvature_inverse_ = _state_attribute(
+        "curvature", "The stored inverse curvature (``erasure_state_.curvature``)."
+    )
+    curvature_point_ = _state_attribute("point", "Parameters where M was built.")
+    damping_diagonal_ = _state_attribute("prior", "Damping added to M's diagonal.")
+    residual_gradient_ = _state_attribute(
+        "residual_gradient", "Objective gradient at the published parameters."
+    )
+    class_gradient_sums_ = _state_attribute(
+        "class_gradient_sums", "Per-class gradient sums (balanced weights only)."
+    )
+    fit_class_weight_ = _state_attribute("fit_class_weight", "Class weights of fit.")
+    class_counts_ = _state_attribute(
+        "class_counts", "Training rows of each class not forgotten yet."
+    )
+    class_weight_sums_ = _state_attribute(
+        "class_weight_sums", "Sample-weight sums of those rows."
+    )
+    curvature_params_ = _state_attribute(
+        "curvature_params", "Parameters the stored curvature depends on."
+    )
+    n_forgotten_ = _state_attribute("n_forgotten", "Rows forgotten since fit.")
+    request_records_ = _state_attribute(
+        "records", "One RequestRecord per request since fit."
+    )
 
     # -- hooks with defaults -------------------------------------------------------
     def _class_weights(self, weight_sums, active):
@@ -86,9 +195,52 @@ class ErasableMixin:
             if hasattr(self, name)
         }
 
+    # -- concurrency and persistence -----------------------------------------------
+    def _erasure_lock(self):
+        """The estimator's re-entrant lock (:func:`erasure_lock`)."""
+        return erasure_lock(self)
+
+    def _snapshot(self):
+        """A shallow view of the estimator as published at one instant.
+
+        A request publishes its new state and parameters with one
+        ``__dict__.update``; one ``__dict__.copy`` here can therefore never see half
+        of it. Prediction methods compute from the view.
+        """
+        view = object.__new__(type(self))
+        view.__dict__ = self.__dict__.copy()
+        return view
+
+    def _publish(self, attributes):
+        """Install new fitted attributes (the state among them) at once."""
+        self.__dict__.update(attributes)
+
+    def __getstate__(self):
+        state = dict(super().__getstate__())
+        from . import __version__
+
+        state["_sklearn_ssse_version"] = __version__
+        return state
+
+    def __setstate__(self, state):
+        from . import __version__
+
+        state = dict(state)
+        original = state.pop("_sklearn_ssse_version", "unknown")
+        if original != __version__:
+            warnings.warn(
+                InconsistentStateVersionWarning(
+                    estimator_name=type(self).__name__,
+                    current_version=__version__,
+                    original_version=original,
+                ),
+                stacklevel=2,
+            )
+        super().__setstate__(state)
+
     # -- fit-time state --------------------------------------------------------------
     def _fit_erasure_state(self, X, y, sample_weight):
-        """Build the inverse curvature and the bookkeeping at the fitted parameters.
+        """Build the erasure state at the fitted parameters and publish it.
 
         Parameters
         ----------
@@ -127,9 +279,11 @@ class ErasableMixin:
         null = maths.null_directions()
         damped = self._damping_mask(penalized)
         prior = np.zeros(maths.n_params, dtype=theta.dtype)
+        data_diagonal = np.zeros(maths.n_params, dtype=np.float64)
         for block, (start, stop) in zip(blocks, bounds):
             block *= C
             diagonal = np.diag(block)
+            data_diagonal[start:stop] = diagonal
             scale = diagonal.mean() if diagonal.size and diagonal.mean() > 0 else 1.0
             floor = np.sqrt(np.finfo(block.dtype).eps) * scale
             prior[start:stop] = damping * damped[start:stop] + floor
@@ -140,32 +294,45 @@ class ErasableMixin:
                 if np.isclose(np.linalg.norm(direction), 1.0):
                     part = np.outer(direction[support], direction[support])
                     block[np.ix_(support, support)] += scale * part
-        self.curvature_inverse_ = BlockDiagonalInverse.from_blocks(bounds, blocks)
+        curvature = BlockDiagonalInverse.from_blocks(bounds, blocks)
 
         class_sums = maths.gradient_sums(X, y, sample_weight, theta, active, n_classes)
-        self.residual_gradient_ = (
+        residual = (
             C * (class_weight @ class_sums) + penalty_strength * penalized * theta
         ).astype(theta.dtype)
-        self.class_gradient_sums_ = (
-            class_sums if self._class_weights_depend_on_data() else None
+        trained = sample_weight > 0  # rows of weight 0 were never part of the model
+        estimated = self.fisher_batch_size > 1
+        state = ErasureState(
+            curvature=curvature,
+            point=theta.copy(),
+            prior=prior,
+            data_diagonal=None if estimated else data_diagonal,
+            residual_gradient=residual,
+            class_gradient_sums=(
+                class_sums if self._class_weights_depend_on_data() else None
+            ),
+            fit_class_weight=class_weight,
+            class_counts=np.bincount(y[trained], minlength=n_classes),
+            class_weight_sums=weight_sums,
+            row_norm_bound=_power_of_two_above(_row_norms(X).max(initial=0.0)),
+            curvature_params=self._curvature_params(),
+            coefficients=theta.copy(),
         )
-        self.curvature_point_ = theta.copy()
-        self.damping_diagonal_ = prior
-        self.fit_class_weight_ = class_weight
-        self.class_counts_ = np.bincount(y, minlength=n_classes)
-        self.class_weight_sums_ = weight_sums
-        self.curvature_params_ = self._curvature_params()
-        self.n_forgotten_ = 0
+        self._publish({"erasure_state_": state})
 
     # -- partial_forget --------------------------------------------------------------
     @_fit_context(prefer_skip_nested_validation=True)
-    def partial_forget(self, X, y, sample_weight=None):
+    def partial_forget(self, X, y, sample_weight=None, *, ledger=None):
         """Erase training rows from the fitted model in one closed-form step.
 
-        Applies the SSSE update (or the influence update with
-        ``curvature="hessian"``) for the rows ``(X, y)``, then removes their
+        Applies the influence update (``curvature="hessian"``) or the SSSE update
+        (``curvature="fisher"``) for the rows ``(X, y)``, then removes their
         contribution from the stored curvature, so that later requests and the
         stored state no longer depend on them. Only the rows to forget are needed.
+
+        The request is checked before anything changes; concurrent calls on one
+        model are serialised, and predictions made meanwhile see the model either
+        before or after the request.
 
         Parameters
         ----------
@@ -174,7 +341,12 @@ class ErasableMixin:
         y : array-like of shape (n_rows,)
             Their labels, as given to ``fit``.
         sample_weight : array-like of shape (n_rows,), default=None
-            The sample weights these rows had in ``fit`` (ones when ``None``).
+            The sample weights these rows had in ``fit`` (ones when ``None``);
+            each must be positive.
+        ledger : ErasureLedger, default=None
+            A :class:`~sklearn_ssse.ledger.ErasureLedger` of the training rows.
+            With it, rows never trained on and rows already forgotten are refused
+            exactly, and the forgotten rows are recorded in it.
 
         Returns
         -------
@@ -183,138 +355,238 @@ class ErasableMixin:
 
         Raises
         ------
-        ValueError
-            On bad input (wrong number of features, NaN or infinite values, labels
-            not seen in ``fit``, more rows of a class than remain, every remaining
-            row, mismatched lengths) or when a parameter that shapes the stored
-            curvature was changed since ``fit``. The model is left unchanged.
+        InvalidRequestError
+            The request is invalid: wrong number of features, NaN or infinite
+            values, labels not seen in ``fit``, non-positive weights, the same row
+            twice, rows larger than any training row, more rows of a class than
+            remain, every remaining row, or (with ``ledger``) rows never trained on
+            or already forgotten.
+        ErasureNumericalError
+            Removing the rows would leave the stored curvature indefinite (they
+            cannot all be training rows with these labels and weights), or the
+            update is not finite.
+        IncompatibleStateError
+            The stored state cannot serve requests: another state format, a
+            parameter that shapes the curvature changed since ``fit``, or the
+            fitted parameters were modified outside the library.
+
+        All three are :class:`ValueError` subclasses; in every case the model is
+        left unchanged.
         """
-        self._check_erasable()
-        check_is_fitted(self, "curvature_inverse_")
-        X, y, sample_weight = self._validate_forget_data(X, y, sample_weight)
-        if X.shape[0] == 0:
-            return self
-        try:
-            updates = self._forget_updates(X, y, sample_weight)
-        except np.linalg.LinAlgError as exc:
-            raise ValueError(
-                f"the erasure update failed numerically ({exc}); the model is unchanged"
-            ) from exc
-        # Everything was computed before any attribute changes: the request is atomic.
-        for name, value in updates.items():
-            setattr(self, name, value)
+        with self._erasure_lock():
+            request = self._prepare_forget(X, y, sample_weight, ledger=ledger)
+            if request is None:
+                return self
+            self._publish(self._compute_forget(request))
+            if ledger is not None:
+                ledger.mark_forgotten(request.fingerprints)
         return self
 
-    def _validate_forget_data(self, X, y, sample_weight):
-        current = self._curvature_params()
-        for name, used in self.curvature_params_.items():
-            if current[name] != used:
-                raise ValueError(
-                    f"{name}={current[name]!r} differs from {used!r}, the value "
-                    "the stored curvature was built with; call fit again to change it "
-                    "(forget_scale and leave_out can be changed at any time)"
+    def _erasure_state(self):
+        """The published state, after checking that it can serve a request."""
+        state = self.__dict__.get("erasure_state_")
+        if state is None:
+            if "curvature_inverse_" in self.__dict__:
+                raise IncompatibleStateError(
+                    f"this {type(self).__name__} was pickled by sklearn-ssse 0.1, "
+                    "whose erasure state (loose attributes) this version cannot "
+                    "use; fit the model again to take requests"
                 )
-        X, y = validate_data(
-            self,
-            X,
-            y,
-            reset=False,
-            accept_sparse="csr",
-            dtype=self.curvature_inverse_.dtype,
-            order="C",
-            ensure_min_samples=0,
-        )
-        sample_weight = _check_sample_weight(
-            sample_weight, X, dtype=X.dtype, allow_all_zero_weights=True
-        )
-        unseen = ~np.isin(y, self.classes_)
-        if np.any(unseen):
-            raise ValueError(
-                f"y contains labels not seen in fit: {np.unique(y[unseen]).tolist()}; "
-                f"the model knows {self.classes_.tolist()}"
+            check_is_fitted(self, "erasure_state_")
+        if getattr(state, "format_version", None) != STATE_FORMAT_VERSION:
+            raise IncompatibleStateError(
+                f"the erasure state has format {state.format_version} (written by "
+                f"sklearn-ssse {state.library_version}); this version reads format "
+                f"{STATE_FORMAT_VERSION}: fit the model again to take requests"
             )
-        y = np.searchsorted(self.classes_, y)
+        return state
+
+    def _prepare_forget(self, X, y, sample_weight, *, ledger=None):
+        """Validate a request against the published state; ``None`` if empty.
+
+        Nothing is modified. Raises the errors listed in :meth:`partial_forget`.
+        """
+        self._check_erasable()
+        state = self._erasure_state()
+        current = self._curvature_params()
+        for name, used in state.curvature_params.items():
+            if current.get(name) != used:
+                raise IncompatibleStateError(
+                    f"{name}={current.get(name)!r} differs from {used!r}, the value "
+                    "the stored curvature was built with; call fit again to change "
+                    "it (forget_scale and leave_out can be changed at any time)"
+                )
+        try:
+            theta = self._get_flat_params()
+            unchanged = theta.shape == state.coefficients.shape and np.array_equal(
+                theta, state.coefficients
+            )
+        except Exception:  # e.g. coef_ made sparse by sparsify()
+            unchanged = False
+        if not unchanged:
+            raise IncompatibleStateError(
+                "the fitted parameters were modified since the last fit or request "
+                "(e.g. coef_ set by hand or sparsify()); the stored state no longer "
+                "describes this model: call fit again"
+            )
+        try:
+            X, y_user = validate_data(
+                self,
+                X,
+                y,
+                reset=False,
+                accept_sparse="csr",
+                dtype=state.curvature.dtype,
+                order="C",
+                ensure_min_samples=0,
+            )
+            sample_weight = _check_sample_weight(
+                sample_weight, X, dtype=X.dtype, allow_all_zero_weights=True
+            )
+        except InvalidRequestError:
+            raise
+        except ValueError as exc:
+            raise InvalidRequestError(str(exc)) from exc
+        if X.shape[0] == 0:
+            return None
+        bad_weight = np.flatnonzero(~(sample_weight > 0))
+        if bad_weight.size:
+            raise InvalidRequestError(
+                f"sample_weight must be positive: {bad_weight.size} rows have weight "
+                f"{sample_weight[bad_weight[0]]!r} or less (first at row "
+                f"{bad_weight[0]}); a row of weight 0 contributed nothing to the "
+                "model and is not part of its state"
+            )
+        unseen = ~np.isin(y_user, self.classes_)
+        if np.any(unseen):
+            labels = ", ".join(user_label(v) for v in np.unique(y_user[unseen]))
+            known = ", ".join(user_label(v) for v in self.classes_)
+            raise InvalidRequestError(
+                f"y contains labels not seen in fit: {labels}; the model knows {known}"
+            )
+        y = np.searchsorted(self.classes_, y_user)
+        counts = state.class_counts
         requested = np.bincount(y, minlength=len(self.classes_))
-        too_many = requested > self.class_counts_
+        too_many = requested > counts
         if np.any(too_many):
             details = ", ".join(
-                f"{requested[a]} of class {self.classes_[a]!r} "
-                f"({self.class_counts_[a]} remain)"
+                f"{requested[a]} rows of class {user_label(self.classes_[a])} "
+                f"({counts[a]} remain)"
                 for a in np.flatnonzero(too_many)
             )
-            raise ValueError(
+            raise InvalidRequestError(
                 "cannot forget more rows than remain: asked for " + details
             )
-        if len(y) and requested.sum() == self.class_counts_.sum():
-            raise ValueError(
+        if requested.sum() == counts.sum():
+            raise InvalidRequestError(
                 "cannot forget every remaining training row: no model can be left"
             )
-        return X, y, sample_weight
+        norms = _row_norms(X)
+        too_large = np.flatnonzero(~(norms <= state.row_norm_bound))
+        if too_large.size:
+            raise InvalidRequestError(
+                f"{too_large.size} rows are larger than any training row (norm "
+                f"{norms[too_large[0]]:.3g} at row {too_large[0]}, training rows are "
+                f"below {state.row_norm_bound:.3g}): they cannot be training rows"
+            )
+        fingerprints = None
+        if ledger is not None:
+            fingerprints = ledger.fingerprints(X, y_user, sample_weight)
+            ledger.check(fingerprints)
+        else:
+            plain = row_fingerprints(X, y_user, sample_weight)
+            _, first, repeats = np.unique(plain, return_index=True, return_counts=True)
+            if np.any(repeats > 1):
+                row = int(first[np.argmax(repeats > 1)])
+                raise InvalidRequestError(
+                    f"the request holds the same row more than once (row {row} "
+                    f"appears {repeats.max()} times): each training row can be "
+                    "forgotten once. If the training set really held identical "
+                    "rows, pass an ErasureLedger, which knows how many copies it had"
+                )
+        return _Request(X, y, sample_weight, state, theta, y_user, fingerprints)
 
-    def _forget_updates(self, X, y, sample_weight, step=None):
-        """The new values of every fitted attribute that a request changes.
+    def _compute_forget(self, request, step=None):
+        """The new fitted attributes after a request (``erasure_state_`` included).
 
-        ``step(gradient, inverse, downdated_inverse)`` may replace the SSSE step
-        ``-ε M⁻¹ ∇J_{-S}`` (see :mod:`sklearn_ssse.baselines`); the bookkeeping and
-        the removal of the rows from the stored curvature stay the same.
+        Nothing is modified. ``step(gradient, inverse, downdated_inverse)`` may
+        replace the SSSE step ``-ε M⁻¹ ∇J_{-S}`` (see :mod:`sklearn_ssse.baselines`);
+        the bookkeeping and the removal of the rows from the stored curvature stay
+        the same.
         """
+        X, y, sample_weight, state, theta = request[:5]
         maths = self._erasure_maths()
-        theta = self._get_flat_params()
         n_classes = len(self.classes_)
         C, _, _ = self._objective_scaling()
-        active = self.class_counts_ > 0
+        kind = self._curvature_kind()
+        active = state.class_counts > 0
 
         # Gradient of the objective without S, at the current parameters.
         forgotten_sums = maths.gradient_sums(
             X, y, sample_weight, theta, active, n_classes
         )
-        counts = self.class_counts_ - np.bincount(y, minlength=n_classes)
+        counts = state.class_counts - np.bincount(y, minlength=n_classes)
         weight_sums = np.maximum(
-            self.class_weight_sums_
+            state.class_weight_sums
             - np.bincount(y, weights=sample_weight, minlength=n_classes),
             0.0,
         )
         new_active = counts > 0
-        old_weights = np.asarray(self._class_weights(self.class_weight_sums_, active))
-        gradient = self.residual_gradient_ - C * (old_weights @ forgotten_sums)
+        old_weights = np.asarray(self._class_weights(state.class_weight_sums, active))
+        gradient = state.residual_gradient - C * (old_weights @ forgotten_sums)
         remaining_sums = None
-        if self.class_gradient_sums_ is not None:
+        if state.class_gradient_sums is not None:
             # Class weights that depend on the data (class_weight="balanced") change
             # for every remaining row: first-order effect from per-class sums.
             new_weights = np.asarray(self._class_weights(weight_sums, new_active))
-            remaining_sums = self.class_gradient_sums_ - forgotten_sums
+            remaining_sums = state.class_gradient_sums - forgotten_sums
             remaining_sums[~new_active] = 0
             new_weights[~new_active] = 0
             gradient = gradient + C * ((new_weights - old_weights) @ remaining_sums)
 
         # Take S out of the stored curvature, evaluated where it was built.
-        inverse = self.curvature_inverse_
-        fit_weights = C * sample_weight * self.fit_class_weight_[y]
+        inverse = state.curvature
+        fit_weights = C * sample_weight * state.fit_class_weight[y]
         all_active = np.ones(n_classes, dtype=bool)
-        rank = X.shape[0] * maths.factor_rank(self._curvature_kind())
-        estimated = self.curvature_params_.get("fisher_batch_size", 1) > 1
+        rank = X.shape[0] * maths.factor_rank(kind)
+        estimated = state.data_diagonal is None
         if inverse.prefers_factors(rank) and not estimated:
-            rows = maths.factor_rows(
-                X, y, self.curvature_point_, all_active, self._curvature_kind()
-            )
+            rows = maths.factor_rows(X, y, state.point, all_active, kind)
             rows *= np.sqrt(fit_weights)[:, None, None]
             U = rows.reshape(-1, maths.n_params)
-            new_inverse = inverse.downdated(
-                factors=[U[:, s:e].T for s, e in inverse.bounds]
-            )
+            removed_diagonal = np.einsum("ij,ij->j", U, U, dtype=np.float64)
+            downdate = {"factors": [U[:, s:e].T for s, e in inverse.bounds]}
         else:
             grams = maths.curvature_blocks(
-                X,
-                y,
-                fit_weights,
-                self.curvature_point_,
-                all_active,
-                self._curvature_kind(),
-                inverse.bounds,
+                X, y, fit_weights, state.point, all_active, kind, inverse.bounds
             )
+            removed_diagonal = np.concatenate([np.diag(W) for W in grams])
             # A mini-batch Fisher is an estimate: remove only what it holds.
-            prior = self.damping_diagonal_ if estimated else None
-            new_inverse = inverse.downdated(grams=grams, prior=prior)
+            downdate = {"grams": grams, "prior": state.prior if estimated else None}
+
+        data_diagonal = None
+        if not estimated:
+            data_diagonal = state.data_diagonal - removed_diagonal
+            tolerance = np.sqrt(np.finfo(X.dtype).eps) * (
+                state.data_diagonal + removed_diagonal
+            )
+            if np.any(data_diagonal < -tolerance):
+                raise ErasureNumericalError(
+                    "removing these rows would take more curvature out of the model "
+                    "than its training rows put in: they cannot all be training "
+                    "rows with these labels and weights (or were already "
+                    "forgotten). The model is unchanged."
+                )
+            data_diagonal = np.maximum(data_diagonal, 0.0)
+        try:
+            new_inverse = inverse.downdated(**downdate)
+        except np.linalg.LinAlgError as exc:
+            raise ErasureNumericalError(
+                "removing these rows would leave the stored curvature indefinite: "
+                "they cannot all be training rows with these labels and weights "
+                "(or the curvature is too ill-conditioned to downdate; a refit "
+                f"is then the safe path). The model is unchanged. ({exc})"
+            ) from exc
 
         if step is None:
             step_inverse = new_inverse if self.leave_out else inverse
@@ -322,16 +594,52 @@ class ErasableMixin:
         else:
             delta = step(gradient, inverse, new_inverse)
         theta_new = self._zero_forgotten_classes(theta + delta, new_active)
+        theta_new = theta_new.astype(theta.dtype)
         if not np.all(np.isfinite(theta_new)):
-            raise np.linalg.LinAlgError("the update produced non-finite parameters")
+            raise ErasureNumericalError(
+                "the update would make the parameters non-finite; the request is "
+                "too large for one step from this model: refit instead. The model "
+                "is unchanged."
+            )
 
-        updates = self._flat_params_attributes(theta_new.astype(theta.dtype))
-        updates.update(
-            curvature_inverse_=new_inverse,
-            residual_gradient_=np.zeros_like(self.residual_gradient_),
-            class_counts_=counts,
-            class_weight_sums_=weight_sums,
-            class_gradient_sums_=remaining_sums,
-            n_forgotten_=self.n_forgotten_ + X.shape[0],
+        labels, per_class = np.unique(request.labels, return_counts=True)
+        record = RequestRecord(
+            index=state.version + 1,
+            time=utc_now(),
+            n_rows=int(X.shape[0]),
+            rows_per_class={
+                str(user_label(a)): int(c) for a, c in zip(labels, per_class)
+            },
+            forget_scale=float(self.forget_scale),
+            curvature=str(kind),
+            leave_out=bool(self.leave_out),
+            step_norm=float(np.linalg.norm(theta_new - theta)),
         )
-        return updates
+        new_state = state.replace(
+            curvature=new_inverse,
+            data_diagonal=data_diagonal,
+            residual_gradient=np.zeros_like(state.residual_gradient),
+            class_counts=counts,
+            class_weight_sums=weight_sums,
+            class_gradient_sums=remaining_sums,
+            n_forgotten=state.n_forgotten + X.shape[0],
+            records=state.records + (record,),
+            coefficients=theta_new,
+        )
+        attributes = self._flat_params_attributes(theta_new)
+        attributes["erasure_state_"] = new_state
+        return attributes
+
+    def _forget_copy(self, X, y, sample_weight=None, step=None):
+        """A copy of the estimator after a request with a custom ``step``.
+
+        ``self`` is unchanged (used by :mod:`sklearn_ssse.baselines`).
+        """
+        import copy
+
+        new = copy.deepcopy(self)
+        request = new._prepare_forget(X, y, sample_weight)
+        if request is not None:
+            bound = None if step is None else (lambda *args: step(new, *args))
+            new._publish(new._compute_forget(request, bound))
+        return new

@@ -69,14 +69,8 @@ def _updated_copy(model, X, y, sample_weight, step):
         ]
         new.n_forgotten_ = model.n_forgotten_ + len(Y)
         return new
-    check_is_fitted(model, "curvature_inverse_")
-    new = copy.deepcopy(model)
-    X, y, sample_weight = new._validate_forget_data(X, y, sample_weight)
-    bound = None if step is None else (lambda *args: step(new, *args))
-    if X.shape[0]:
-        for name, value in new._forget_updates(X, y, sample_weight, bound).items():
-            setattr(new, name, value)
-    return new
+    check_is_fitted(model, "erasure_state_")
+    return model._forget_copy(X, y, sample_weight, step)
 
 
 @validate_params(_REQUEST, prefer_skip_nested_validation=True)

@@ -40,13 +40,21 @@ random_state, solver, max_iter, verbose, warm_start, n_jobs
         ``solver="liblinear"``, whose penalised intercept is handled exactly.
 
     forget_scale : float, default=1.0
-        The step scale ε > 0 of the paper. ``1.0`` is the theory's value for the
-        Hessian; the Fisher usually wants a tuned value (see
+        The step scale ε of the paper, in ``(0, 100]``. ``1.0`` is the theory's
+        value for the Hessian; the Fisher wants a calibrated value (see
         :mod:`sklearn_ssse.model_selection`). May be changed after ``fit``.
 
-    curvature : {"fisher", "hessian"}, default="fisher"
-        ``"fisher"``: the empirical Fisher ``Σ w_i g_i g_iᵀ`` (SSSE). ``"hessian"``:
-        the exact Hessian (the influence-function update). Both are analytic.
+    curvature : {"hessian", "fisher"}, default="hessian"
+        ``"hessian"``: the exact Hessian of the objective (the influence-function
+        update, a Newton step on the remaining objective). ``"fisher"``: the
+        empirical Fisher ``Σ w_i g_i g_iᵀ`` of the paper (SSSE), which needs a
+        calibrated ``forget_scale``. Both are analytic.
+
+        The Hessian is the default because it is the one that cannot wreck a
+        model: over 50 sequential requests of 1 % of the rows each it stays
+        within a few thousandths of the refit's accuracy, while the Fisher at
+        ε = 1 overshoots at every step and the error compounds (README,
+        "Sequential requests"). Changed in 0.2 (was ``"fisher"``).
 
     leave_out : bool, default=True
         Whether the step uses the curvature with the forgotten rows already taken
@@ -156,7 +164,7 @@ random_state, solver, max_iter, verbose, warm_start, n_jobs
 
     _parameter_constraints: dict = {
         **LogisticRegression._parameter_constraints,
-        "forget_scale": [Interval(Real, 0, None, closed="neither")],
+        "forget_scale": [Interval(Real, 0, 100, closed="right")],
         "curvature": [StrOptions({"fisher", "hessian"})],
         "leave_out": ["boolean"],
         "damping": [Interval(Real, 0, None, closed="left"), None],
@@ -186,7 +194,7 @@ random_state, solver, max_iter, verbose, warm_start, n_jobs
         warm_start=False,
         n_jobs=None,
         forget_scale=1.0,
-        curvature="fisher",
+        curvature="hessian",
         leave_out=True,
         damping=None,
         block_size=None,
@@ -234,25 +242,33 @@ random_state, solver, max_iter, verbose, warm_start, n_jobs
             Fitted estimator.
         """
         self._check_twice_differentiable()
-        # LogisticRegression's fit sees the caller's X, so that it sets
-        # n_features_in_ and feature_names_in_ itself; the validated copy below
-        # (the same conversion it made) is for the erasure state.
-        super().fit(X, y, sample_weight=sample_weight)
-        X, y = validate_data(
-            self,
-            X,
-            y,
-            reset=False,
-            accept_sparse="csr",
-            dtype=[np.float64, np.float32],
-            order="C",
-            accept_large_sparse=self.solver not in ["liblinear", "sag", "saga"],
-        )
-        sample_weight = _check_sample_weight(sample_weight, X, dtype=X.dtype)
-        self._fit_erasure_state(X, np.searchsorted(self.classes_, y), sample_weight)
+        with self._erasure_lock():  # no request may interleave with a refit
+            self.__dict__.pop("erasure_state_", None)
+            # LogisticRegression's fit sees the caller's X, so that it sets
+            # n_features_in_ and feature_names_in_ itself; the validated copy below
+            # (the same conversion it made) is for the erasure state.
+            super().fit(X, y, sample_weight=sample_weight)
+            X, y = validate_data(
+                self,
+                X,
+                y,
+                reset=False,
+                accept_sparse="csr",
+                dtype=[np.float64, np.float32],
+                order="C",
+                accept_large_sparse=self.solver not in ["liblinear", "sag", "saga"],
+            )
+            sample_weight = _check_sample_weight(sample_weight, X, dtype=X.dtype)
+            self._fit_erasure_state(X, np.searchsorted(self.classes_, y), sample_weight)
         return self
 
     def _check_twice_differentiable(self):
+        if self.fisher_batch_size > 1 and self.curvature != "fisher":
+            raise ValueError(
+                f"fisher_batch_size={self.fisher_batch_size} estimates the empirical "
+                f"Fisher from mini-batches; it needs curvature='fisher', not "
+                f"{self.curvature!r} (use fisher_batch_size=1 with the Hessian)"
+            )
         penalty = self.penalty
         if penalty in ("l1", "elasticnet") or (
             penalty == "deprecated"
@@ -349,8 +365,12 @@ random_state, solver, max_iter, verbose, warm_start, n_jobs
             As :meth:`LogisticRegression.decision_function`. For a binary model
             left with one class, ``+inf`` (positive class left) or ``-inf``.
         """
-        scores = super().decision_function(X)
-        counts = getattr(self, "class_counts_", None)
+        # One snapshot of the published model: coef_, intercept_ and the class
+        # counts of the same instant, even while a request is being published.
+        view = self._snapshot()
+        scores = super(ErasableLogisticRegression, view).decision_function(X)
+        state = view.__dict__.get("erasure_state_")
+        counts = None if state is None else state.class_counts
         if counts is None or np.all(counts > 0):
             return scores
         active = counts > 0

@@ -174,8 +174,8 @@ class ForgetStep(MetaEstimatorMixin, BaseEstimator):
     >>> X, y = load_wine(return_X_y=True)
     >>> X = StandardScaler().fit_transform(X)
     >>> S = (y == 1) & (X[:, 0] > 0)             # the calibration deletion
-    >>> model = ErasableLogisticRegression().fit(X, y)
-    >>> refit = ErasableLogisticRegression().fit(X[~S], y[~S])
+    >>> model = ErasableLogisticRegression(curvature="fisher").fit(X, y)
+    >>> refit = ErasableLogisticRegression(curvature="fisher").fit(X[~S], y[~S])
     >>> idx = np.arange(S.sum())
     >>> search = GridSearchCV(
     ...     ForgetStep(model),
@@ -717,8 +717,8 @@ def forget_scale_curve(
     >>> X, y = load_wine(return_X_y=True)
     >>> X = StandardScaler().fit_transform(X)
     >>> S = (y == 1) & (X[:, 0] > 0)
-    >>> model = ErasableLogisticRegression().fit(X, y)
-    >>> refit = ErasableLogisticRegression().fit(X[~S], y[~S])
+    >>> model = ErasableLogisticRegression(curvature="fisher").fit(X, y)
+    >>> refit = ErasableLogisticRegression(curvature="fisher").fit(X[~S], y[~S])
     >>> curve = forget_scale_curve(
     ...     model, X[S], y[S], refit_estimator=refit,
     ...     forget_scales=[0.01, 0.1, 0.3, 1.0, 10.0],

@@ -21,9 +21,10 @@ from sklearn.utils.parallel import Parallel, delayed
 from sklearn.utils.validation import check_array, check_is_fitted
 from threadpoolctl import threadpool_limits
 
-from .base import CURVATURE_PARAMS, ErasableMixin
+from .base import CURVATURE_PARAMS, ErasableMixin, erasure_lock
 
 __all__ = ["ErasableMultiOutputClassifier"]
+
 
 # Parameters of the sub-estimator that a request reads from ``estimator`` (they may
 # change after ``fit``); those that shape the stored curvature are only checked.
@@ -41,13 +42,28 @@ def _estimator_has(attr):
     return check
 
 
+def _with_params(estimator, params):
+    """A shallow copy of a fitted sub-estimator with some parameters changed.
+
+    The fitted arrays are shared (never written to); the estimator itself is left
+    untouched.
+    """
+    work = object.__new__(type(estimator))
+    work.__dict__ = {
+        k: v for k, v in estimator.__dict__.items() if k != "_erasure_lock"
+    }
+    for name, value in params.items():
+        setattr(work, name, value)
+    return work
+
+
 class _OutputRequest:
     """The part of a ``partial_forget`` request that concerns one output.
 
-    ``validate`` (cheap, sequential), ``compute`` (the expensive part, run in
-    parallel; it returns the new attribute values) and ``apply`` are separate, so
-    that nothing is applied before every output has been validated and computed:
-    the request is atomic.
+    ``prepare`` (cheap, sequential) and ``compute`` (the expensive part, run in
+    parallel; it returns the output's new sub-estimator) are separate, so that
+    nothing is published before every output has been validated and computed: the
+    request is atomic.
     """
 
     def __init__(self, index, estimator, template_params):
@@ -58,21 +74,21 @@ class _OutputRequest:
         self.engine = isinstance(estimator, ErasableMixin)
 
     def _error(self, exc):
-        return ValueError(f"output {self.index}: {exc}")
+        # Same exception class as the sub-estimator's (InvalidRequestError, ...).
+        try:
+            error = type(exc)(f"output {self.index}: {exc}")
+        except Exception:
+            error = ValueError(f"output {self.index}: {exc}")
+        return error
 
-    def validate(self, X, y, sample_weight):
+    def prepare(self, X, y, sample_weight):
         if not self.engine:
             return
-        # A shallow copy carrying the template's parameters: the fitted arrays are
-        # shared (never written to), the estimator itself is left untouched.
-        work = copy.copy(self.estimator)
-        for name, value in self.params.items():
-            setattr(work, name, value)
-        check_is_fitted(work, "curvature_inverse_")
+        work = _with_params(self.estimator, self.params)
         try:
             if not get_config()["skip_parameter_validation"]:
                 work._validate_params()
-            self.data = work._validate_forget_data(X, y, sample_weight)
+            self.request = work._prepare_forget(X, y, sample_weight)
         except ValueError as exc:
             raise self._error(exc) from exc
         self.work = work
@@ -89,23 +105,12 @@ class _OutputRequest:
                 work.partial_forget(X, y, **kwargs)
             except ValueError as exc:
                 raise self._error(exc) from exc
-            return dict(vars(work))
+            return work
         try:
-            updates = self.work._forget_updates(*self.data)
-        except np.linalg.LinAlgError as exc:
-            raise ValueError(
-                f"output {self.index}: the erasure update failed numerically ({exc}); "
-                "the model is unchanged"
-            ) from exc
-        updates.update({k: v for k, v in self.params.items() if k in _REQUEST_PARAMS})
-        return updates
-
-    def apply(self, updates):
-        # ``self`` is the caller's object even if ``compute`` ran in another process.
-        if not self.engine:
-            vars(self.estimator).clear()
-        for name, value in updates.items():
-            setattr(self.estimator, name, value)
+            self.work._publish(self.work._compute_forget(self.request))
+        except ValueError as exc:
+            raise self._error(exc) from exc
+        return self.work
 
 
 class ErasableMultiOutputClassifier(MultiOutputClassifier):
@@ -149,7 +154,9 @@ class ErasableMultiOutputClassifier(MultiOutputClassifier):
         one class are all forgotten (see Notes).
 
     estimators_ : list of ``n_outputs`` estimators
-        The fitted sub-estimators; :meth:`partial_forget` updates them in place.
+        The fitted sub-estimators. :meth:`partial_forget` replaces them with
+        updated copies, all published at once (a reference to an old
+        sub-estimator keeps the state before the request).
 
     n_features_in_ : int
         Number of features seen during ``fit``.
@@ -249,8 +256,9 @@ class ErasableMultiOutputClassifier(MultiOutputClassifier):
         self : object
             The fitted estimator.
         """
-        super().fit(X, Y, sample_weight=sample_weight, **fit_params)
-        self.n_forgotten_ = 0
+        with erasure_lock(self):
+            super().fit(X, Y, sample_weight=sample_weight, **fit_params)
+            self.n_forgotten_ = 0
         return self
 
     def predict(self, X):
@@ -332,27 +340,32 @@ class ErasableMultiOutputClassifier(MultiOutputClassifier):
             for k, v in template.items()
             if k in _REQUEST_PARAMS or k in CURVATURE_PARAMS
         }
-        requests = [
-            _OutputRequest(j, est, template) for j, est in enumerate(self.estimators_)
-        ]
-        # 1. Validate every output (cheap) before any expensive work.
-        for j, request in enumerate(requests):
-            request.validate(X, Y[:, j], sample_weight)
-        if Y.shape[0] == 0:
-            return self
-        # 2. Compute every output's new state; nothing is modified yet. Threads
-        # share the cores with BLAS's own: give each job its share, or they
-        # oversubscribe the machine.
-        n_jobs = effective_n_jobs(self.n_jobs)
-        with threadpool_limits(limits=max(1, cpu_count() // n_jobs), user_api="blas"):
-            updates = Parallel(n_jobs=self.n_jobs, prefer="threads")(
-                delayed(request.compute)(X, Y[:, j], sample_weight)
-                for j, request in enumerate(requests)
+        with erasure_lock(self):
+            requests = [
+                _OutputRequest(j, est, template)
+                for j, est in enumerate(self.estimators_)
+            ]
+            # 1. Validate every output (cheap) before any expensive work.
+            for j, request in enumerate(requests):
+                request.prepare(X, Y[:, j], sample_weight)
+            if Y.shape[0] == 0:
+                return self
+            # 2. Compute every output's new sub-estimator; nothing published yet.
+            # Threads share the cores with BLAS's own: give each job its share, or
+            # they oversubscribe the machine.
+            n_jobs = effective_n_jobs(self.n_jobs)
+            limit = max(1, cpu_count() // n_jobs)
+            with threadpool_limits(limits=limit, user_api="blas"):
+                estimators = Parallel(n_jobs=self.n_jobs, prefer="threads")(
+                    delayed(request.compute)(X, Y[:, j], sample_weight)
+                    for j, request in enumerate(requests)
+                )
+            # 3. Publish them all at once: readers iterate over one list or the
+            # other, never over a mix of old and new outputs.
+            self.__dict__.update(
+                estimators_=list(estimators),
+                n_forgotten_=self.n_forgotten_ + Y.shape[0],
             )
-        # 3. Install them all.
-        for request, new_state in zip(requests, updates):
-            request.apply(new_state)
-        self.n_forgotten_ += Y.shape[0]
         return self
 
     def __sklearn_tags__(self):

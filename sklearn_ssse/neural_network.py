@@ -20,20 +20,6 @@ from .base import ErasableMixin
 
 __all__ = ["ErasableMLPClassifier"]
 
-# Fitted attributes that make up the erasure state (set by ``_fit_erasure_state``).
-_ERASURE_ATTRIBUTES = (
-    "curvature_inverse_",
-    "residual_gradient_",
-    "class_gradient_sums_",
-    "curvature_point_",
-    "damping_diagonal_",
-    "fit_class_weight_",
-    "class_counts_",
-    "class_weight_sums_",
-    "curvature_params_",
-    "n_forgotten_",
-)
-
 
 class ErasableMLPClassifier(ErasableMixin, MLPClassifier):
     """Multi-layer perceptron classifier that can forget training rows.
@@ -327,7 +313,7 @@ feature_names_in_, n_iter_, n_layers_, n_outputs_, out_activation_
                 "ErasableMLPClassifier erases rows of single-label (binary or "
                 "multiclass) models only"
             )
-        if not hasattr(self, "curvature_inverse_"):
+        if "erasure_state_" not in self.__dict__:
             raise NotFittedError(
                 "the erasure state was dropped by partial_fit (the stored curvature "
                 "cannot follow incremental updates); call fit before partial_forget"
@@ -337,8 +323,7 @@ feature_names_in_, n_iter_, n_layers_, n_outputs_, out_activation_
         return self._label_binarizer.y_type_.startswith("multilabel")
 
     def _drop_erasure_state(self):
-        for name in _ERASURE_ATTRIBUTES:
-            self.__dict__.pop(name, None)
+        self.__dict__.pop("erasure_state_", None)
 
     # -- hooks of ErasableMixin ------------------------------------------------------
     def _erasure_maths(self):
@@ -380,24 +365,28 @@ feature_names_in_, n_iter_, n_layers_, n_outputs_, out_activation_
     # -- predictions of a model that forgot whole classes ---------------------------
     def _inactive_classes(self):
         """Boolean mask of the vanished classes, or None when none vanished."""
-        counts = self.__dict__.get("class_counts_")
-        if counts is None or np.all(counts > 0):
+        state = self.__dict__.get("erasure_state_")
+        if state is None or np.all(state.class_counts > 0):
             return None
-        return counts == 0
+        return state.class_counts == 0
 
     def _forward_pass_fast(self, X, check_input=True):
         # Every prediction of MLPClassifier (predict, predict_proba, score) goes
-        # through here: mask the vanished classes, otherwise change nothing.
-        inactive = self._inactive_classes()
+        # through here: mask the vanished classes, otherwise change nothing. It
+        # reads one snapshot of the published model (never a half-published one).
+        view = self._snapshot()
+        inactive = view._inactive_classes()
         if inactive is None:
-            return super()._forward_pass_fast(X, check_input=check_input)
+            return super(ErasableMLPClassifier, view)._forward_pass_fast(
+                X, check_input=check_input
+            )
         if check_input:
-            X = validate_data(self, X, accept_sparse=["csr", "csc"], reset=False)
-        if self.n_outputs_ == 1:
+            X = validate_data(view, X, accept_sparse=["csr", "csc"], reset=False)
+        if view.n_outputs_ == 1:
             # Binary model left with one class: it is predicted with certainty.
-            dtype = np.result_type(X.dtype, self.coefs_[0].dtype)
+            dtype = np.result_type(X.dtype, view.coefs_[0].dtype)
             return np.full((X.shape[0], 1), float(not inactive[1]), dtype=dtype)
-        return self._erasure_maths().forward(X, self._get_flat_params(), ~inactive)[-1]
+        return view._erasure_maths().forward(X, view._get_flat_params(), ~inactive)[-1]
 
     def predict_log_proba(self, X):
         """Log of probability estimates; ``-inf`` for vanished classes.

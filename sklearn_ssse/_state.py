@@ -1,0 +1,164 @@
+"""The erasure state: everything a fitted model needs to take requests, as one object.
+
+An erasable estimator keeps one :class:`ErasureState` in its fitted attribute
+``erasure_state_``. The state is immutable: a request builds a new one (sharing the
+arrays it does not change) and publishes it together with the new coefficients in a
+single update of the estimator's ``__dict__``, under the estimator's lock
+(:mod:`sklearn_ssse.base`). A reader therefore sees either the state before a
+request or the state after it, never a mix, and a request can never be lost to a
+concurrent one.
+
+The state carries its format version (:data:`STATE_FORMAT_VERSION`) and the library
+version that built it, and the record of every request applied to it.
+"""
+
+import dataclasses
+import datetime
+from dataclasses import dataclass, field
+
+import numpy as np
+
+__all__ = ["STATE_FORMAT_VERSION", "ErasureState", "RequestRecord"]
+
+# Bump when the meaning or layout of the state changes: a state of another format is
+# refused by ``partial_forget`` (the model still predicts).
+STATE_FORMAT_VERSION = 2
+
+
+def _library_version():
+    from . import __version__
+
+    return __version__
+
+
+@dataclass(frozen=True)
+class RequestRecord:
+    """What one ``partial_forget`` request did, without any row contents.
+
+    Attributes
+    ----------
+    index : int
+        1 for the first request after ``fit``, then 2, 3, ...
+    time : str
+        When the request was published (UTC, ISO 8601).
+    n_rows : int
+        Number of rows forgotten.
+    rows_per_class : dict
+        Rows forgotten per class label (labels as strings).
+    forget_scale : float
+        The step scale ε used.
+    curvature : str
+        The curvature kind (``"hessian"``, ``"fisher"``, ...).
+    leave_out : bool
+        Whether the step used the curvature without the forgotten rows.
+    step_norm : float
+        Euclidean norm of the parameter change.
+    library_version : str
+        The sklearn-ssse version that computed the request.
+    certificate : dict or None
+        The request's certificate (see :mod:`sklearn_ssse.certificate`), when
+        computed.
+    """
+
+    index: int
+    time: str
+    n_rows: int
+    rows_per_class: dict
+    forget_scale: float
+    curvature: str
+    leave_out: bool
+    step_norm: float
+    library_version: str = field(default_factory=_library_version)
+    certificate: dict | None = None
+
+    def to_dict(self):
+        """The record as a JSON-ready dict (plain Python types, no NaN)."""
+        out = dataclasses.asdict(self)
+        out["step_norm"] = _finite_or_none(out["step_norm"])
+        out["forget_scale"] = _finite_or_none(out["forget_scale"])
+        return out
+
+
+def _finite_or_none(value):
+    value = float(value)
+    return value if np.isfinite(value) else None
+
+
+def utc_now():
+    """The current time as an ISO 8601 string in UTC."""
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+@dataclass(frozen=True, eq=False)
+class ErasureState:
+    """The stored state of an erasable model between requests.
+
+    Never modify one in place: :meth:`replace` returns a new state.
+
+    Attributes
+    ----------
+    curvature : CurvatureInverse
+        Inverse of the damped curvature ``M`` over the rows not forgotten yet.
+    point : ndarray of shape (n_params,)
+        The fitted parameters at which ``M`` was built.
+    prior : ndarray of shape (n_params,)
+        The damping λ·P plus the floor, as added to ``M``'s diagonal.
+    data_diagonal : ndarray of shape (n_params,) or None
+        Diagonal of the data term ``C Σ_i w_i K_i`` of ``M`` over the rows not
+        forgotten yet (``None`` for estimated curvatures): a request that would
+        make it negative cannot consist of training rows.
+    residual_gradient : ndarray of shape (n_params,)
+        Gradient of the objective at the published parameters as far as it is
+        known: the solver's residual at ``fit``, zero after a request.
+    class_gradient_sums : ndarray of shape (n_classes, n_params) or None
+        Per-class gradient sums at the fit (``class_weight="balanced"`` only).
+    fit_class_weight : ndarray of shape (n_classes,)
+        The class weights used in ``fit``.
+    class_counts : ndarray of shape (n_classes,)
+        Training rows (of positive weight) of each class not forgotten yet.
+    class_weight_sums : ndarray of shape (n_classes,)
+        Sum of the sample weights of those rows.
+    row_norm_bound : float
+        An upper bound on the Euclidean norm of every training row (a power of
+        two, so that it reveals no row's exact norm): rows beyond it cannot be
+        training rows.
+    curvature_params : dict
+        The parameters the stored curvature depends on, at ``fit``.
+    coefficients : ndarray of shape (n_params,)
+        The parameters published with this state (flat); a request refuses a
+        model whose fitted parameters no longer equal them.
+    n_forgotten : int
+        Rows forgotten since ``fit``.
+    records : tuple of RequestRecord
+        One record per request since ``fit``.
+    format_version : int
+        :data:`STATE_FORMAT_VERSION` of the library that built the state.
+    library_version : str
+        The sklearn-ssse version that built the state at ``fit``.
+    """
+
+    curvature: object
+    point: np.ndarray
+    prior: np.ndarray
+    data_diagonal: np.ndarray | None
+    residual_gradient: np.ndarray
+    class_gradient_sums: np.ndarray | None
+    fit_class_weight: np.ndarray
+    class_counts: np.ndarray
+    class_weight_sums: np.ndarray
+    row_norm_bound: float
+    curvature_params: dict
+    coefficients: np.ndarray
+    n_forgotten: int = 0
+    records: tuple = ()
+    format_version: int = STATE_FORMAT_VERSION
+    library_version: str = field(default_factory=_library_version)
+
+    @property
+    def version(self):
+        """Number of requests applied since ``fit`` (0 right after it)."""
+        return len(self.records)
+
+    def replace(self, **changes):
+        """A new state with some fields changed; ``self`` is left as it is."""
+        return dataclasses.replace(self, **changes)

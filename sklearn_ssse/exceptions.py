@@ -1,0 +1,102 @@
+"""The exceptions and warnings sklearn-ssse raises.
+
+Every refusal of a request is an :class:`ErasureError`, a subclass of
+:class:`ValueError`, so ``except ValueError`` clauses written for earlier versions
+keep working. Its subclasses tell the reasons apart:
+
+- :class:`InvalidRequestError`: the request itself is wrong (labels never seen,
+  duplicated rows, rows already forgotten, non-positive weights, more rows than
+  remain, rows that cannot be training rows). Fix the request.
+- :class:`ErasureNumericalError`: the request looked valid but the update could not
+  be computed reliably (a downdate that would leave the stored curvature indefinite,
+  non-finite parameters). Usually the rows were not training rows with these labels
+  and weights, or the model should be refitted.
+- :class:`IncompatibleStateError`: the stored erasure state cannot serve the request
+  (built by another state format, parameters changed since ``fit``, the model was
+  edited outside the library). Refit.
+- :class:`RefitRecommendedError`: the cumulative bound on the distance to the exact
+  retrain passed the model's budget (raised only when asked for).
+
+In every case the model is left exactly as it was.
+"""
+
+__all__ = [
+    "ErasureError",
+    "ErasureNumericalError",
+    "IncompatibleStateError",
+    "InconsistentStateVersionWarning",
+    "InvalidRequestError",
+    "RefitRecommendedError",
+    "RefitRecommendedWarning",
+]
+
+
+class ErasureError(ValueError):
+    """Base class of every refusal of an erasure request (a :class:`ValueError`)."""
+
+
+class InvalidRequestError(ErasureError):
+    """The request is invalid: the model cannot have been trained on these rows.
+
+    Examples: labels not seen in ``fit``, the same row twice, rows already
+    forgotten, zero or negative sample weights, more rows of a class than remain,
+    rows outside anything the model was fitted on.
+    """
+
+
+class ErasureNumericalError(ErasureError, ArithmeticError):
+    """The update could not be computed reliably; the model is unchanged.
+
+    Raised, for example, when removing the rows would leave the stored curvature
+    indefinite (they cannot all be training rows with these labels and weights) or
+    when the step would produce non-finite parameters.
+    """
+
+
+class IncompatibleStateError(ErasureError):
+    """The stored erasure state cannot serve this request; call ``fit`` again.
+
+    Raised when the state was written by an incompatible version of the library,
+    when a parameter that shapes the stored curvature changed since ``fit``, or
+    when the fitted parameters were modified outside the library.
+    """
+
+
+class RefitRecommendedError(ErasureError):
+    """The certified distance to the exact retrain passed the model's budget."""
+
+
+class RefitRecommendedWarning(UserWarning):
+    """The certified distance to the exact retrain passed the model's budget."""
+
+
+class InconsistentStateVersionWarning(UserWarning):
+    """An erasable model was unpickled from another version of sklearn-ssse.
+
+    Like :class:`sklearn.exceptions.InconsistentVersionWarning`: predictions work
+    as before, but ``partial_forget`` refuses a state whose format differs from the
+    running version's (:class:`IncompatibleStateError`).
+
+    Parameters
+    ----------
+    estimator_name : str
+        Name of the estimator class.
+    current_version : str
+        The running sklearn-ssse version.
+    original_version : str
+        The version that pickled the model (``"unknown"`` before 0.2).
+    """
+
+    def __init__(self, *, estimator_name, current_version, original_version):
+        self.estimator_name = estimator_name
+        self.current_version = current_version
+        self.original_version = original_version
+
+    def __str__(self):
+        return (
+            f"Trying to unpickle {self.estimator_name} from sklearn-ssse version "
+            f"{self.original_version} when using version {self.current_version}. "
+            "Predictions are unchanged, but check that the erasure state is "
+            "compatible before relying on partial_forget (a state of another "
+            "format is refused); refitting with this version is safest."
+        )
