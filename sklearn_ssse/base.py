@@ -401,10 +401,12 @@ class ErasableMixin:
             )
         return state
 
-    def _prepare_forget(self, X, y, sample_weight, *, ledger=None):
+    def _prepare_forget(self, X, y, sample_weight, *, ledger=None, rows_checked=False):
         """Validate a request against the published state; ``None`` if empty.
 
         Nothing is modified. Raises the errors listed in :meth:`partial_forget`.
+        ``rows_checked``: the caller already checked the rows against a ledger
+        (a multi-output request), so duplicates are not refused here.
         """
         self._check_erasable()
         state = self._erasure_state()
@@ -453,7 +455,7 @@ class ErasableMixin:
         if bad_weight.size:
             raise InvalidRequestError(
                 f"sample_weight must be positive: {bad_weight.size} rows have weight "
-                f"{sample_weight[bad_weight[0]]!r} or less (first at row "
+                f"{float(sample_weight[bad_weight[0]])!r} or less (first at row "
                 f"{bad_weight[0]}); a row of weight 0 contributed nothing to the "
                 "model and is not part of its state"
             )
@@ -490,7 +492,9 @@ class ErasableMixin:
                 f"below {state.row_norm_bound:.3g}): they cannot be training rows"
             )
         fingerprints = None
-        if ledger is not None:
+        if rows_checked:
+            pass
+        elif ledger is not None:
             fingerprints = ledger.fingerprints(X, y_user, sample_weight)
             ledger.check(fingerprints)
         else:

@@ -81,14 +81,16 @@ class _OutputRequest:
             error = ValueError(f"output {self.index}: {exc}")
         return error
 
-    def prepare(self, X, y, sample_weight):
+    def prepare(self, X, y, sample_weight, rows_checked=False):
         if not self.engine:
             return
         work = _with_params(self.estimator, self.params)
         try:
             if not get_config()["skip_parameter_validation"]:
                 work._validate_params()
-            self.request = work._prepare_forget(X, y, sample_weight)
+            self.request = work._prepare_forget(
+                X, y, sample_weight, rows_checked=rows_checked
+            )
         except ValueError as exc:
             raise self._error(exc) from exc
         self.work = work
@@ -287,7 +289,7 @@ class ErasableMultiOutputClassifier(MultiOutputClassifier):
         # the sub-estimators are not validated yet
         prefer_skip_nested_validation=False
     )
-    def partial_forget(self, X, Y, sample_weight=None):
+    def partial_forget(self, X, Y, sample_weight=None, *, ledger=None):
         """Erase training rows from every output at once.
 
         Each output's sub-estimator forgets the rows ``X`` with its column of
@@ -305,6 +307,11 @@ class ErasableMultiOutputClassifier(MultiOutputClassifier):
 
         sample_weight : array-like of shape (n_rows,), default=None
             The sample weights these rows had in ``fit`` (ones when ``None``).
+
+        ledger : ErasureLedger, default=None
+            A :class:`~sklearn_ssse.ledger.ErasureLedger` of the training rows
+            (recorded with ``Y``): rows never trained on and rows already
+            forgotten are then refused exactly, and the rows are recorded in it.
 
         Returns
         -------
@@ -346,8 +353,14 @@ class ErasableMultiOutputClassifier(MultiOutputClassifier):
                 for j, est in enumerate(self.estimators_)
             ]
             # 1. Validate every output (cheap) before any expensive work.
+            fingerprints = None
+            if ledger is not None and Y.shape[0]:
+                fingerprints = ledger.fingerprints(X, Y, sample_weight)
+                ledger.check(fingerprints)
             for j, request in enumerate(requests):
-                request.prepare(X, Y[:, j], sample_weight)
+                request.prepare(
+                    X, Y[:, j], sample_weight, rows_checked=ledger is not None
+                )
             if Y.shape[0] == 0:
                 return self
             # 2. Compute every output's new sub-estimator; nothing published yet.
@@ -366,6 +379,8 @@ class ErasableMultiOutputClassifier(MultiOutputClassifier):
                 estimators_=list(estimators),
                 n_forgotten_=self.n_forgotten_ + Y.shape[0],
             )
+            if fingerprints is not None:
+                ledger.mark_forgotten(fingerprints)
         return self
 
     def __sklearn_tags__(self):
