@@ -167,6 +167,9 @@ class ErasableMixin:
     def _check_erasable(self):
         """Raise if this fitted model cannot take a request at all (default: it can)."""
 
+    def _check_remaining_rows(self, n_remaining):
+        """Raise if ``n_remaining`` rows cannot determine a refit (default: never)."""
+
     def _damping_mask(self, penalized):
         """Coordinates that receive the damping λ (default: the penalised ones).
 
@@ -483,6 +486,7 @@ class ErasableMixin:
             raise InvalidRequestError(
                 "cannot forget every remaining training row: no model can be left"
             )
+        self._check_remaining_rows(int(counts.sum() - requested.sum()))
         norms = _row_norms(X)
         too_large = np.flatnonzero(~(norms <= state.row_norm_bound))
         if too_large.size:

@@ -11,6 +11,7 @@ from sklearn.utils.validation import _check_sample_weight, validate_data
 
 from ._logistic_maths import LogisticMaths
 from .base import ErasableMixin
+from .exceptions import ErasureNumericalError
 
 __all__ = ["ErasableLogisticRegression"]
 
@@ -293,6 +294,19 @@ random_state, solver, max_iter, verbose, warm_start, n_jobs
             if self._intercept_penalized()
             else 1.0,
         )
+
+    def _check_remaining_rows(self, n_remaining):
+        _, penalty_strength, _ = self._objective_scaling()
+        maths = self._erasure_maths()
+        # A softmax is unchanged by adding one vector to every class's row.
+        free = maths.n_params - (maths.width if maths.n_outputs > 1 else 0)
+        if penalty_strength == 0 and n_remaining <= free:
+            raise ErasureNumericalError(
+                f"without a penalty (C=np.inf) the {n_remaining} remaining rows "
+                f"cannot determine the model's {free} free parameters: the objective "
+                "has no unique minimiser, so no update can match a refit. Use a "
+                "finite C (the erasure then holds for any number of rows)"
+            )
 
     def _intercept_penalized(self):
         # liblinear fits the intercept as a penalised synthetic feature.
