@@ -14,6 +14,7 @@ from numbers import Integral
 
 import numpy as np
 
+from . import _array_api
 from ._linalg import (
     gram_downdate,
     projected_downdate,
@@ -182,7 +183,7 @@ class BlockDiagonalInverse(CurvatureInverse):
 
     @property
     def nbytes(self):
-        return sum(inv.nbytes for inv in self.inverses)
+        return sum(_array_api.nbytes(inv) for inv in self.inverses)
 
     @property
     def dtype(self):
@@ -194,10 +195,23 @@ class BlockDiagonalInverse(CurvatureInverse):
         return all(stop - start == 1 for start, stop in self.bounds)
 
     def _diagonal(self):
+        xp, _ = _array_api.namespace(self.inverses[0])
+        if xp is not None:
+            return xp.concat([xp.reshape(inverse, (-1,)) for inverse in self.inverses])
         return np.concatenate([inverse.ravel() for inverse in self.inverses])
 
     def apply(self, vector):
         """Return ``M⁻¹ @ vector`` for a vector of length ``n_params``."""
+        xp, _ = _array_api.namespace(self.inverses[0])
+        if xp is not None:  # on the state's device, in its namespace
+            if self.is_diagonal:
+                return self._diagonal() * vector
+            return xp.concat(
+                [
+                    inverse @ vector[start:stop]
+                    for (start, stop), inverse in zip(self.bounds, self.inverses)
+                ]
+            )
         vector = np.asarray(vector)
         if self.is_diagonal:
             return (self._diagonal() * vector).astype(self.dtype, copy=False)
@@ -225,6 +239,21 @@ class BlockDiagonalInverse(CurvatureInverse):
         """
         if (factors is None) == (grams is None):
             raise ValueError("give exactly one of factors or grams")
+        xp, _ = _array_api.namespace(self.inverses[0])
+        if self.is_diagonal and prior is None and xp is not None:
+            if factors is not None:
+                removed = xp.concat([xp.sum(U * U, axis=(0, 1))[None] for U in factors])
+            else:
+                removed = xp.concat([xp.reshape(W, (-1,)) for W in grams])
+            remaining = 1.0 / self._diagonal() - removed
+            if bool(xp.any(remaining <= 0)):
+                raise np.linalg.LinAlgError(
+                    "the downdated curvature is not positive definite"
+                )
+            inverses = xp.reshape(1.0 / remaining, (-1, 1, 1))
+            return type(self)(
+                self.bounds, [inverses[i, ...] for i in range(inverses.shape[0])]
+            )
         if self.is_diagonal and prior is None:  # vectorised, not d tiny updates
             if factors is not None:
                 removed = np.array([np.sum(U * U) for U in factors])
@@ -257,6 +286,14 @@ class BlockDiagonalInverse(CurvatureInverse):
 
     def to_dense(self):
         """The whole inverse as one dense matrix (for tests and small models)."""
+        xp, device = _array_api.namespace(self.inverses[0])
+        if xp is not None:
+            out = xp.zeros(
+                (self.n_params, self.n_params), dtype=self.dtype, device=device
+            )
+            for (start, stop), inverse in zip(self.bounds, self.inverses):
+                out[start:stop, start:stop] = inverse
+            return out
         out = np.zeros((self.n_params, self.n_params), dtype=self.dtype)
         for (start, stop), inverse in zip(self.bounds, self.inverses):
             out[start:stop, start:stop] = inverse

@@ -9,6 +9,8 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.linalg import get_blas_funcs, get_lapack_funcs
 
+from . import _array_api
+
 __all__ = [
     "accumulate_gram",
     "as_dense",
@@ -107,6 +109,9 @@ def spd_inverse(M, overwrite=False):
     numpy.linalg.LinAlgError
         If ``M`` is not positive definite.
     """
+    xp, device = _array_api.namespace(M)
+    if xp is not None:
+        return _spd_inverse_xp(M, xp, device)
     M = np.asarray(M)
     if M.shape[0] == 0:
         return M.copy()
@@ -124,6 +129,21 @@ def spd_inverse(M, overwrite=False):
     if info != 0:
         raise np.linalg.LinAlgError(f"inversion failed (LAPACK potri info={info})")
     return symmetrize_from_lower(np.ascontiguousarray(inverse.T))
+
+
+def _spd_inverse_xp(M, xp, device):
+    """:func:`spd_inverse` in any array API namespace, on the array's device.
+
+    The standard has no triangular solve: ``M⁻¹ = L⁻ᵀ L⁻¹`` with ``L⁻¹`` from a
+    general solve against the identity (PyTorch and CuPy dispatch it to the
+    device's LAPACK).
+    """
+    d = M.shape[0]
+    if d == 0:
+        return xp.asarray(M, copy=True)
+    L = _array_api.cholesky(M, xp)
+    L_inv = xp.linalg.solve(L, xp.eye(d, dtype=M.dtype, device=device))
+    return _array_api.symmetrize(L_inv.T @ L_inv)
 
 
 def woodbury_downdate(M_inv, U):
@@ -149,6 +169,15 @@ def woodbury_downdate(M_inv, U):
     numpy.linalg.LinAlgError
         If ``M - U Uᵀ`` is not positive definite.
     """
+    xp, device = _array_api.namespace(M_inv)
+    if xp is not None:
+        if U.shape[1] == 0:
+            return xp.asarray(M_inv, copy=True)
+        MU = M_inv @ U
+        capacitance = xp.eye(U.shape[1], dtype=M_inv.dtype, device=device) - U.T @ MU
+        L = _array_api.cholesky(_array_api.symmetrize(capacitance), xp)
+        V = xp.linalg.solve(L, MU.T).T
+        return M_inv + V @ V.T
     if U.shape[1] == 0:
         return M_inv.copy()
     # numpy's BLAS only on this per-request path: switching between numpy's and
@@ -187,6 +216,14 @@ def gram_downdate(M_inv, W):
         If ``M - W`` is singular or not positive definite.
     """
     d = M_inv.shape[0]
+    xp, device = _array_api.namespace(M_inv)
+    if xp is not None:
+        if d == 0:
+            return xp.asarray(M_inv, copy=True)
+        system = xp.eye(d, dtype=M_inv.dtype, device=device) - M_inv @ W
+        result = _array_api.symmetrize(xp.linalg.solve(system, M_inv))
+        _array_api.cholesky(result, xp)  # raises LinAlgError unless definite
+        return result
     if d == 0:
         return M_inv.copy()
     system = np.eye(d, dtype=M_inv.dtype) - M_inv @ W
@@ -221,6 +258,13 @@ def projected_downdate(M_inv, W, prior):
     -------
     ndarray of shape (d, d)
     """
+    xp, device = _array_api.namespace(M_inv)
+    if xp is not None:
+        data = xp.linalg.inv(M_inv) - W
+        prior_matrix = xp.eye(data.shape[0], dtype=M_inv.dtype, device=device) * prior
+        values, vectors = xp.linalg.eigh(_array_api.symmetrize(data - prior_matrix))
+        kept = vectors * xp.sqrt(xp.clip(values, min=0))
+        return xp.linalg.inv(kept @ kept.T + prior_matrix)
     data = np.linalg.inv(M_inv) - W
     data[np.diag_indices_from(data)] -= prior
     values, vectors = np.linalg.eigh((data + data.T) / 2)

@@ -18,6 +18,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.special import expit, softmax
 
+from . import _array_api
 from ._linalg import accumulate_gram, as_dense, symmetrize_from_lower
 from ._maths import ModelMaths, row_chunks
 
@@ -70,6 +71,12 @@ class LogisticMaths(ModelMaths):
 
     def pack(self, coef, intercept):
         """Flat parameter vector from scikit-learn's ``coef_`` and ``intercept_``."""
+        xp, _ = _array_api.namespace(coef)
+        if xp is not None:
+            if not self.fit_intercept:
+                return xp.reshape(xp.asarray(coef, copy=True), (-1,))
+            column = xp.astype(intercept[:, None] / self.intercept_scaling, coef.dtype)
+            return xp.reshape(xp.concat([coef, column], axis=1), (-1,))
         if not self.fit_intercept:
             return np.array(coef, copy=True).ravel()
         column = np.asarray(intercept)[:, None] / self.intercept_scaling
@@ -77,6 +84,14 @@ class LogisticMaths(ModelMaths):
 
     def unpack(self, theta):
         """``(coef_, intercept_)`` from a flat parameter vector."""
+        xp, device = _array_api.namespace(theta)
+        if xp is not None:
+            Theta = xp.reshape(theta, (self.n_outputs, self.width))
+            if not self.fit_intercept:
+                zeros = xp.zeros(self.n_outputs, dtype=theta.dtype, device=device)
+                return xp.asarray(Theta, copy=True), zeros
+            intercept = Theta[:, -1] * self.intercept_scaling
+            return xp.asarray(Theta[:, :-1], copy=True), intercept
         Theta = theta.reshape(self.n_outputs, self.width)
         if not self.fit_intercept:
             return Theta.copy(), np.zeros(self.n_outputs, dtype=theta.dtype)
@@ -123,6 +138,11 @@ class LogisticMaths(ModelMaths):
         return -p[:, a] * p[:, b]
 
     def gradient_rows(self, X, y, theta, active):
+        xp, device = _array_api.namespace(X, theta)
+        if xp is not None:
+            _, r = self._residuals_xp(X, y, theta, active, xp, device)
+            Xt = self._augment_xp(X, xp, device)
+            return xp.reshape(r[:, :, None] * Xt[:, None, :], (X.shape[0], -1))
         Theta = theta.reshape(self.n_outputs, self.width)
         _, r = self._residuals(X, y, Theta, active)
         Xt = self._augment(X)
@@ -134,6 +154,9 @@ class LogisticMaths(ModelMaths):
     def factor_rows(self, X, y, theta, active, kind):
         if kind == "fisher":
             return self.gradient_rows(X, y, theta, active)[:, None, :]
+        xp, device = _array_api.namespace(X, theta)
+        if xp is not None:
+            return self._hessian_factor_rows_xp(X, y, theta, active, xp, device)
         Theta = theta.reshape(self.n_outputs, self.width)
         p, _ = self._residuals(X, y, Theta, active)
         Xd = self._augment(X)
@@ -150,6 +173,11 @@ class LogisticMaths(ModelMaths):
 
     # -- sums over the training set ----------------------------------------------
     def gradient_sums(self, X, y, weights, theta, active, n_classes):
+        xp, device = _array_api.namespace(X, theta)
+        if xp is not None:
+            return self._gradient_sums_xp(
+                X, y, weights, theta, active, n_classes, xp, device
+            )
         Theta = theta.reshape(self.n_outputs, self.width)
         out = np.zeros((n_classes, self.n_outputs, self.width), dtype=theta.dtype)
         row_bytes = 4 * X.dtype.itemsize * self.n_outputs
@@ -183,6 +211,16 @@ class LogisticMaths(ModelMaths):
         batch_size=1,
         random_state=None,
     ):
+        xp, device = _array_api.namespace(X, theta)
+        if xp is not None:
+            if batch_size > 1:
+                raise ValueError(
+                    "fisher_batch_size > 1 is not supported for array API inputs "
+                    "(use NumPy arrays, or fisher_batch_size=1)"
+                )
+            return self._curvature_blocks_xp(
+                X, y, weights, theta, active, kind, bounds, xp, device
+            )
         if batch_size > 1:
             if kind != "fisher":
                 raise ValueError("fisher_batch_size > 1 applies to the Fisher only")
@@ -255,3 +293,108 @@ class LogisticMaths(ModelMaths):
             if hi > m:
                 out[:, f] = s * row_scale
         return out
+
+    # -- the array API path (PyTorch, CuPy, array-api-strict: dense input) ---------
+    # The same quantities as above, written with the array API standard only, so
+    # that they run on the arrays' device. NumPy arrays never come here.
+    def _augment_xp(self, X, xp, device):
+        if not self.fit_intercept:
+            return X
+        column = xp.full(
+            (X.shape[0], 1), self.intercept_scaling, dtype=X.dtype, device=device
+        )
+        return xp.concat([X, column], axis=1)
+
+    def _residuals_xp(self, X, y, theta, active, xp, device):
+        """``p`` and ``r = p − onehot(y)``, each (n, n_outputs), on the device.
+
+        ``y`` (class indices) and ``active`` may be NumPy: they are uploaded.
+        """
+        Theta = xp.reshape(theta, (self.n_outputs, self.width))
+        y = _array_api.to_device(y, xp, device)
+        if self.fit_intercept:
+            Z = X @ Theta[:, :-1].T + Theta[:, -1] * self.intercept_scaling
+        else:
+            Z = X @ Theta.T
+        if self.n_outputs == 1:
+            p = 1.0 / (1.0 + xp.exp(-Z))
+            target = xp.astype(y == 1, X.dtype)[:, None]
+        else:
+            active = _array_api.to_device(np.asarray(active, dtype=bool), xp, device)
+            Z = xp.where(active[None, :], Z, -xp.inf)
+            Z = Z - xp.max(Z, axis=1, keepdims=True)
+            p = xp.exp(Z)
+            p = p / xp.sum(p, axis=1, keepdims=True)
+            classes = xp.arange(self.n_outputs, dtype=y.dtype, device=device)
+            target = xp.astype(y[:, None] == classes[None, :], X.dtype)
+        return p, p - target
+
+    def _hessian_factor_rows_xp(self, X, y, theta, active, xp, device):
+        p, _ = self._residuals_xp(X, y, theta, active, xp, device)
+        Xd = self._augment_xp(X, xp, device)
+        if self.n_outputs == 1:
+            L = xp.sqrt(p * (1 - p))[:, :, None]
+        else:
+            sqrt_p = xp.sqrt(p)
+            eye = xp.eye(self.n_outputs, dtype=p.dtype, device=device)
+            L = (
+                -p[:, :, None] * sqrt_p[:, None, :]
+                + eye[None, :, :] * sqrt_p[:, None, :]
+            )
+        rows = xp.permute_dims(L, (0, 2, 1))[:, :, :, None] * Xd[:, None, None, :]
+        return xp.reshape(rows, (X.shape[0], L.shape[2], -1))
+
+    def _gradient_sums_xp(self, X, y, weights, theta, active, n_classes, xp, device):
+        """Per-class sums ``Σ_{y_i=a} w_i r_i ⊗ x̃_i``: one GEMM with the one-hot
+        matrix of the labels per chunk of rows."""
+        y = _array_api.to_device(y, xp, device)
+        weights = _array_api.to_device(weights, xp, device, dtype=X.dtype)
+        out = xp.zeros(
+            (n_classes, self.n_outputs * self.width), dtype=theta.dtype, device=device
+        )
+        classes = xp.arange(n_classes, dtype=y.dtype, device=device)
+        itemsize = xp.finfo(X.dtype).bits // 8
+        row_bytes = itemsize * (2 * self.n_outputs * self.width + n_classes)
+        for rows in row_chunks(X.shape[0], row_bytes):
+            Xc, yc = X[rows, ...], y[rows]
+            _, r = self._residuals_xp(Xc, yc, theta, active, xp, device)
+            r = r * weights[rows][:, None]
+            onehot = xp.astype(classes[:, None] == yc[None, :], X.dtype)
+            Xt = self._augment_xp(Xc, xp, device)
+            # (n_classes, n) @ (n, n_outputs·width)
+            G = xp.reshape(r[:, :, None] * Xt[:, None, :], (Xc.shape[0], -1))
+            out = out + onehot @ G
+        return out
+
+    def _curvature_blocks_xp(
+        self, X, y, weights, theta, active, kind, bounds, xp, device
+    ):
+        """Blocks of ``Σ_i w_i K_i``: per chunk and pair of output rows, one
+        ``X̃ᵀ diag(v_ab) X̃`` product on the device (both triangles are written:
+        the standard has no in-place SYRK)."""
+        y = _array_api.to_device(y, xp, device)
+        weights = _array_api.to_device(weights, xp, device, dtype=X.dtype)
+        blocks = [
+            xp.zeros((e - s, e - s), dtype=theta.dtype, device=device)
+            for s, e in bounds
+        ]
+        segments = [self._segments(s, e) for s, e in bounds]
+        widest = max(hi - lo for segs in segments for _, lo, hi, _ in segs)
+        itemsize = xp.finfo(X.dtype).bits // 8
+        row_bytes = itemsize * (2 * widest + 4 * self.n_outputs)
+        for rows in row_chunks(X.shape[0], row_bytes):
+            Xc = X[rows, ...]
+            p, r = self._residuals_xp(Xc, y[rows], theta, active, xp, device)
+            Xt = self._augment_xp(Xc, xp, device)
+            w = weights[rows]
+            for block, segs in zip(blocks, segments):
+                for i, (a, lo_a, hi_a, off_a) in enumerate(segs):
+                    for b, lo_b, hi_b, off_b in segs[i:]:
+                        v = w * self._pair_weights(p, r, kind, a, b)
+                        part = (Xt[:, lo_b:hi_b] * v[:, None]).T @ Xt[:, lo_a:hi_a]
+                        rb = slice(off_b, off_b + hi_b - lo_b)
+                        ra = slice(off_a, off_a + hi_a - lo_a)
+                        block[rb, ra] = block[rb, ra] + part
+                        if a != b:
+                            block[ra, rb] = block[ra, rb] + part.T
+        return [_array_api.symmetrize(block) for block in blocks]

@@ -38,6 +38,7 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
+from . import _array_api
 from ._curvature import BlockDiagonalInverse, block_bounds
 from ._state import STATE_FORMAT_VERSION, ErasureState, RequestRecord, utc_now
 from .exceptions import (
@@ -75,7 +76,16 @@ def user_label(value):
 
 
 def _row_norms(X):
-    """Euclidean norm of every row, without an n × d temporary."""
+    """Euclidean norm of every row, without an n × d temporary.
+
+    Array API arrays: on their device, in the most precise float it supports.
+    """
+    xp, device = _array_api.namespace(X)
+    if xp is not None:
+        from sklearn.utils._array_api import _max_precision_float_dtype
+
+        X = xp.astype(X, _max_precision_float_dtype(xp, device))
+        return xp.sqrt(xp.sum(X * X, axis=1))
     if sp.issparse(X):
         return np.sqrt(np.asarray(X.multiply(X).sum(axis=1)).ravel())
     return np.sqrt(np.einsum("ij,ij->i", X, X, dtype=np.float64))
@@ -256,7 +266,9 @@ class ErasableMixin:
         """
         maths = self._erasure_maths()
         theta = self._get_flat_params()
-        n_classes = len(self.classes_)
+        if _array_api.namespace(X, theta)[0] is not None:
+            return self._fit_erasure_state_xp(X, y, sample_weight)
+        n_classes = self.classes_.shape[0]
         active = np.ones(n_classes, dtype=bool)
         C, penalty_strength, penalized = self._objective_scaling()
 
@@ -320,6 +332,105 @@ class ErasableMixin:
             row_norm_bound=_power_of_two_above(_row_norms(X).max(initial=0.0)),
             curvature_params=self._curvature_params(),
             coefficients=theta.copy(),
+        )
+        self._publish({"erasure_state_": state})
+
+    def _fit_erasure_state_xp(self, X, y, sample_weight):
+        """:meth:`_fit_erasure_state` for array API inputs (dense), on their device.
+
+        The same state as the NumPy path: the labels and weights go to the host
+        for the class bookkeeping (``n_classes`` numbers, as scikit-learn's
+        ``LogisticRegression`` encodes labels on the host); everything of the
+        size of a parameter vector or larger stays on the device.
+        """
+        maths = self._erasure_maths()
+        theta = self._get_flat_params()
+        xp, device = _array_api.namespace(X, theta)
+        y_host = np.asarray(_array_api.to_numpy(y), dtype=np.intp)
+        sw_host = np.asarray(_array_api.to_numpy(sample_weight), dtype=np.float64)
+        n_classes = self.classes_.shape[0]
+        active = np.ones(n_classes, dtype=bool)
+        C, penalty_strength, penalized = self._objective_scaling()
+        penalized = np.asarray(_array_api.to_numpy(penalized), dtype=np.float64)
+
+        weight_sums = np.bincount(y_host, weights=sw_host, minlength=n_classes)
+        class_weight = np.asarray(
+            self._class_weights(weight_sums, active), dtype=np.float64
+        )
+        y_dev = _array_api.to_device(y_host, xp, device)
+        sample_weight = _array_api.to_device(sample_weight, xp, device, dtype=X.dtype)
+        weights = sample_weight * _array_api.to_device(
+            class_weight[y_host], xp, device, dtype=X.dtype
+        )
+        bounds = block_bounds(maths.n_params, self.block_size, maths.group_bounds())
+        blocks = maths.curvature_blocks(
+            X,
+            y_dev,
+            weights,
+            theta,
+            active,
+            self._curvature_kind(),
+            bounds,
+            batch_size=self.fisher_batch_size,
+        )
+        damping = penalty_strength if self.damping is None else self.damping
+        null = maths.null_directions()
+        damped = self._damping_mask(penalized)
+        prior = np.zeros(maths.n_params, dtype=np.float64)
+        diagonals = []
+        finished = []
+        for block, (start, stop) in zip(blocks, bounds):
+            block = block * C
+            diagonal = xp.linalg.diagonal(block)
+            diagonals.append(diagonal)
+            mean = float(xp.mean(diagonal)) if stop > start else 0.0  # one scalar
+            scale = mean if mean > 0 else 1.0
+            floor = np.sqrt(xp.finfo(block.dtype).eps) * scale
+            prior[start:stop] = damping * damped[start:stop] + floor
+            # M = block + diag(prior) + scale · Σ u uᵀ over the flat directions
+            # wholly inside the block, as in the NumPy path.
+            eye = xp.eye(stop - start, dtype=block.dtype, device=device)
+            block = block + eye * _array_api.to_device(
+                prior[start:stop], xp, device, dtype=block.dtype
+            )
+            for direction in null[start:stop].T:
+                if np.isclose(np.linalg.norm(direction), 1.0):
+                    u = _array_api.to_device(direction, xp, device, dtype=block.dtype)
+                    block = block + scale * (u[:, None] * u[None, :])
+            finished.append(block)
+        curvature = BlockDiagonalInverse.from_blocks(bounds, finished)
+        data_dtype = _array_api.to_device(np.zeros(0), xp, device).dtype
+        data_diagonal = xp.astype(xp.concat(diagonals), data_dtype)
+
+        class_sums = maths.gradient_sums(
+            X, y_dev, sample_weight, theta, active, n_classes
+        )
+        residual = C * (
+            _array_api.to_device(class_weight, xp, device, dtype=theta.dtype)
+            @ class_sums
+        ) + penalty_strength * (
+            _array_api.to_device(penalized, xp, device, dtype=theta.dtype) * theta
+        )
+        trained = sw_host > 0
+        norms = _row_norms(X)
+        max_norm = float(xp.max(norms)) if X.shape[0] else 0.0
+        state = ErasureState(
+            curvature=curvature,
+            point=xp.asarray(theta, copy=True),
+            prior=_array_api.to_device(prior, xp, device, dtype=theta.dtype),
+            data_diagonal=None if self.fisher_batch_size > 1 else data_diagonal,
+            residual_gradient=xp.astype(residual, theta.dtype),
+            class_gradient_sums=(
+                class_sums if self._class_weights_depend_on_data() else None
+            ),
+            fit_class_weight=class_weight.astype(
+                np.float32 if theta.dtype == xp.float32 else np.float64
+            ),
+            class_counts=np.bincount(y_host[trained], minlength=n_classes),
+            class_weight_sums=weight_sums,
+            row_norm_bound=_power_of_two_above(max_norm),
+            curvature_params=self._curvature_params(),
+            coefficients=xp.asarray(theta, copy=True),
         )
         self._publish({"erasure_state_": state})
 
@@ -421,11 +532,17 @@ class ErasableMixin:
                     "the stored curvature was built with; call fit again to change "
                     "it (forget_scale and leave_out can be changed at any time)"
                 )
+        xp, _ = _array_api.namespace(state.coefficients)
         try:
             theta = self._get_flat_params()
-            unchanged = theta.shape == state.coefficients.shape and np.array_equal(
-                theta, state.coefficients
-            )
+            if xp is not None:  # one scalar read on the host
+                unchanged = theta.shape == state.coefficients.shape and bool(
+                    xp.all(theta == state.coefficients)
+                )
+            else:
+                unchanged = theta.shape == state.coefficients.shape and np.array_equal(
+                    theta, state.coefficients
+                )
         except Exception:  # e.g. coef_ made sparse by sparsify()
             unchanged = False
         if not unchanged:
@@ -434,6 +551,8 @@ class ErasableMixin:
                 "(e.g. coef_ set by hand or sparsify()); the stored state no longer "
                 "describes this model: call fit again"
             )
+        if xp is not None:
+            self._check_request_namespace(X)
         try:
             X, y_user = validate_data(
                 self,
@@ -454,28 +573,33 @@ class ErasableMixin:
             raise InvalidRequestError(str(exc)) from exc
         if X.shape[0] == 0:
             return None
-        bad_weight = np.flatnonzero(~(sample_weight > 0))
+        # Labels and weights of the k rows on the host (label bookkeeping; the
+        # identity for NumPy); the rows themselves stay where they are.
+        y_user = _array_api.to_numpy(y_user)
+        weights_host = _array_api.to_numpy(sample_weight)
+        classes = _array_api.to_numpy(self.classes_)
+        bad_weight = np.flatnonzero(~(weights_host > 0))
         if bad_weight.size:
             raise InvalidRequestError(
                 f"sample_weight must be positive: {bad_weight.size} rows have weight "
-                f"{float(sample_weight[bad_weight[0]])!r} or less (first at row "
+                f"{float(weights_host[bad_weight[0]])!r} or less (first at row "
                 f"{bad_weight[0]}); a row of weight 0 contributed nothing to the "
                 "model and is not part of its state"
             )
-        unseen = ~np.isin(y_user, self.classes_)
+        unseen = ~np.isin(y_user, classes)
         if np.any(unseen):
             labels = ", ".join(user_label(v) for v in np.unique(y_user[unseen]))
-            known = ", ".join(user_label(v) for v in self.classes_)
+            known = ", ".join(user_label(v) for v in classes)
             raise InvalidRequestError(
                 f"y contains labels not seen in fit: {labels}; the model knows {known}"
             )
-        y = np.searchsorted(self.classes_, y_user)
+        y = np.searchsorted(classes, y_user)
         counts = state.class_counts
-        requested = np.bincount(y, minlength=len(self.classes_))
+        requested = np.bincount(y, minlength=self.classes_.shape[0])
         too_many = requested > counts
         if np.any(too_many):
             details = ", ".join(
-                f"{requested[a]} rows of class {user_label(self.classes_[a])} "
+                f"{requested[a]} rows of class {user_label(classes[a])} "
                 f"({counts[a]} remain)"
                 for a in np.flatnonzero(too_many)
             )
@@ -488,7 +612,15 @@ class ErasableMixin:
             )
         self._check_remaining_rows(int(counts.sum() - requested.sum()))
         norms = _row_norms(X)
-        too_large = np.flatnonzero(~(norms <= state.row_norm_bound))
+        if xp is not None:
+            # One scalar read; the norms go to the host only for the message.
+            fits = bool(xp.all(norms <= state.row_norm_bound))
+            norms = norms if fits else _array_api.to_numpy(norms)
+        too_large = (
+            np.empty(0, dtype=np.intp)
+            if xp is not None and fits
+            else np.flatnonzero(~(norms <= state.row_norm_bound))
+        )
         if too_large.size:
             raise InvalidRequestError(
                 f"{too_large.size} rows are larger than any training row (norm "
@@ -499,13 +631,44 @@ class ErasableMixin:
         if rows_checked:
             pass
         elif ledger is not None:
-            fingerprints = ledger.fingerprints(X, y_user, sample_weight)
+            # Hashing is host-side: a ledger sees the request's rows on the host.
+            fingerprints = ledger.fingerprints(
+                _array_api.to_numpy(X), y_user, weights_host
+            )
             ledger.check(fingerprints)
         else:
-            plain = row_fingerprints(X, y_user, sample_weight)
+            candidates = np.arange(X.shape[0])
+            if xp is not None:
+                # Identical rows have identical norms: only rows whose norm,
+                # label and weight coincide go to the host to be hashed.
+                keys = row_fingerprints(
+                    _array_api.to_numpy(norms)[:, None], y_user, weights_host
+                )
+                _, inverse, per_key = np.unique(
+                    keys, return_inverse=True, return_counts=True
+                )
+                candidates = np.flatnonzero(per_key[inverse.ravel()] > 1)
+                X_host = (
+                    _array_api.to_numpy(
+                        xp.take(
+                            X,
+                            _array_api.to_device(
+                                candidates, xp, _array_api.namespace(X)[1]
+                            ),
+                            axis=0,
+                        )
+                    )
+                    if candidates.size
+                    else np.zeros((0, X.shape[1]))
+                )
+            else:
+                X_host = X
+            plain = row_fingerprints(
+                X_host, y_user[candidates], weights_host[candidates]
+            )
             _, first, repeats = np.unique(plain, return_index=True, return_counts=True)
             if np.any(repeats > 1):
-                row = int(first[np.argmax(repeats > 1)])
+                row = int(candidates[first[np.argmax(repeats > 1)]])
                 raise InvalidRequestError(
                     f"the request holds the same row more than once (row {row} "
                     f"appears {repeats.max()} times): each training row can be "
@@ -513,6 +676,24 @@ class ErasableMixin:
                     "rows, pass an ErasureLedger, which knows how many copies it had"
                 )
         return _Request(X, y, sample_weight, state, theta, y_user, fingerprints)
+
+    def _check_request_namespace(self, X):
+        """Refuse request rows of another namespace or device than the state's."""
+        from sklearn import get_config
+        from sklearn.utils._array_api import check_same_namespace
+
+        if not get_config()["array_api_dispatch"]:
+            raise IncompatibleStateError(
+                f"this model was fitted on array API inputs (its state is on "
+                f"{_array_api.namespace(self.erasure_state_.coefficients)[0].__name__}"
+                "); call partial_forget under "
+                "sklearn.config_context(array_api_dispatch=True) with rows of the "
+                "same namespace and device"
+            )
+        try:
+            check_same_namespace(X, self, attribute="coef_", method="partial_forget")
+        except ValueError as exc:
+            raise InvalidRequestError(str(exc)) from exc
 
     def _compute_forget(self, request, step=None):
         """The new fitted attributes after a request (``erasure_state_`` included).
@@ -524,10 +705,17 @@ class ErasableMixin:
         """
         X, y, sample_weight, state, theta = request[:5]
         maths = self._erasure_maths()
-        n_classes = len(self.classes_)
+        n_classes = self.classes_.shape[0]
         C, _, _ = self._objective_scaling()
         kind = self._curvature_kind()
         active = state.class_counts > 0
+        # Array API state: the maths run on its device; class-sized bookkeeping
+        # (counts, weights per class) stays on the host. ``dev`` uploads it.
+        xp, device = _array_api.namespace(theta)
+        weights_host = _array_api.to_numpy(sample_weight)
+
+        def dev(array):
+            return _array_api.to_device(array, xp, device, dtype=theta.dtype)
 
         # Gradient of the objective without S, at the current parameters.
         forgotten_sums = maths.gradient_sums(
@@ -536,56 +724,79 @@ class ErasableMixin:
         counts = state.class_counts - np.bincount(y, minlength=n_classes)
         weight_sums = np.maximum(
             state.class_weight_sums
-            - np.bincount(y, weights=sample_weight, minlength=n_classes),
+            - np.bincount(y, weights=weights_host, minlength=n_classes),
             0.0,
         )
         new_active = counts > 0
         old_weights = np.asarray(self._class_weights(state.class_weight_sums, active))
-        gradient = state.residual_gradient - C * (old_weights @ forgotten_sums)
+        if xp is None:
+            gradient = state.residual_gradient - C * (old_weights @ forgotten_sums)
+        else:
+            gradient = state.residual_gradient - C * (dev(old_weights) @ forgotten_sums)
         remaining_sums = None
         if state.class_gradient_sums is not None:
             # Class weights that depend on the data (class_weight="balanced") change
             # for every remaining row: first-order effect from per-class sums.
             new_weights = np.asarray(self._class_weights(weight_sums, new_active))
             remaining_sums = state.class_gradient_sums - forgotten_sums
-            remaining_sums[~new_active] = 0
             new_weights[~new_active] = 0
-            gradient = gradient + C * ((new_weights - old_weights) @ remaining_sums)
+            if xp is None:
+                remaining_sums[~new_active] = 0
+                change = new_weights - old_weights
+            else:
+                live = _array_api.to_device(new_active, xp, device)
+                remaining_sums = xp.where(live[:, None], remaining_sums, 0.0)
+                change = dev(new_weights - old_weights)
+            gradient = gradient + C * (change @ remaining_sums)
 
         # Take S out of the stored curvature, evaluated where it was built.
         inverse = state.curvature
-        fit_weights = C * sample_weight * state.fit_class_weight[y]
+        if xp is None:
+            fit_weights = C * sample_weight * state.fit_class_weight[y]
+        else:
+            fit_weights = C * sample_weight * dev(state.fit_class_weight[y])
         all_active = np.ones(n_classes, dtype=bool)
         rank = X.shape[0] * maths.factor_rank(kind)
         estimated = state.data_diagonal is None
         if inverse.prefers_factors(rank) and not estimated:
             rows = maths.factor_rows(X, y, state.point, all_active, kind)
-            rows *= np.sqrt(fit_weights)[:, None, None]
-            U = rows.reshape(-1, maths.n_params)
-            removed_diagonal = np.einsum("ij,ij->j", U, U, dtype=np.float64)
+            if xp is None:
+                rows *= np.sqrt(fit_weights)[:, None, None]
+                U = rows.reshape(-1, maths.n_params)
+                removed_diagonal = np.einsum("ij,ij->j", U, U, dtype=np.float64)
+            else:
+                rows = rows * xp.sqrt(fit_weights)[:, None, None]
+                U = xp.reshape(rows, (-1, maths.n_params))
+                U64 = xp.astype(U, state.data_diagonal.dtype)
+                removed_diagonal = xp.sum(U64 * U64, axis=0)
             downdate = {"factors": [U[:, s:e].T for s, e in inverse.bounds]}
         else:
             grams = maths.curvature_blocks(
                 X, y, fit_weights, state.point, all_active, kind, inverse.bounds
             )
-            removed_diagonal = np.concatenate([np.diag(W) for W in grams])
+            if xp is None:
+                removed_diagonal = np.concatenate([np.diag(W) for W in grams])
+            else:
+                removed_diagonal = xp.concat([xp.linalg.diagonal(W) for W in grams])
             # A mini-batch Fisher is an estimate: remove only what it holds.
             downdate = {"grams": grams, "prior": state.prior if estimated else None}
 
         data_diagonal = None
         if not estimated:
             data_diagonal = state.data_diagonal - removed_diagonal
-            tolerance = np.sqrt(np.finfo(X.dtype).eps) * (
-                state.data_diagonal + removed_diagonal
-            )
-            if np.any(data_diagonal < -tolerance):
+            eps = (np if xp is None else xp).finfo(X.dtype).eps
+            tolerance = float(np.sqrt(eps)) * (state.data_diagonal + removed_diagonal)
+            if bool((np if xp is None else xp).any(data_diagonal < -tolerance)):
                 raise ErasureNumericalError(
                     "removing these rows would take more curvature out of the model "
                     "than its training rows put in: they cannot all be training "
                     "rows with these labels and weights (or were already "
                     "forgotten). The model is unchanged."
                 )
-            data_diagonal = np.maximum(data_diagonal, 0.0)
+            if xp is None:
+                data_diagonal = np.maximum(data_diagonal, 0.0)
+            else:
+                data_diagonal = xp.clip(data_diagonal, min=0.0)
         try:
             new_inverse = inverse.downdated(**downdate)
         except np.linalg.LinAlgError as exc:
@@ -602,8 +813,15 @@ class ErasableMixin:
         else:
             delta = step(gradient, inverse, new_inverse)
         theta_new = self._zero_forgotten_classes(theta + delta, new_active)
-        theta_new = theta_new.astype(theta.dtype)
-        if not np.all(np.isfinite(theta_new)):
+        if xp is None:
+            theta_new = theta_new.astype(theta.dtype)
+            finite = np.all(np.isfinite(theta_new))
+            step_norm = float(np.linalg.norm(theta_new - theta))
+        else:  # two scalar reads on the host
+            theta_new = xp.astype(theta_new, theta.dtype)
+            finite = bool(xp.all(xp.isfinite(theta_new)))
+            step_norm = float(xp.linalg.vector_norm(theta_new - theta))
+        if not finite:
             raise ErasureNumericalError(
                 "the update would make the parameters non-finite; the request is "
                 "too large for one step from this model: refit instead. The model "
@@ -621,12 +839,14 @@ class ErasableMixin:
             forget_scale=float(self.forget_scale),
             curvature=str(kind),
             leave_out=bool(self.leave_out),
-            step_norm=float(np.linalg.norm(theta_new - theta)),
+            step_norm=step_norm,
         )
         new_state = state.replace(
             curvature=new_inverse,
             data_diagonal=data_diagonal,
-            residual_gradient=np.zeros_like(state.residual_gradient),
+            residual_gradient=(np if xp is None else xp).zeros_like(
+                state.residual_gradient
+            ),
             class_counts=counts,
             class_weight_sums=weight_sums,
             class_gradient_sums=remaining_sums,

@@ -5,10 +5,12 @@ from numbers import Integral, Real
 import numpy as np
 from sklearn.base import _fit_context
 from sklearn.linear_model import LogisticRegression
+from sklearn.utils._array_api import get_namespace, move_to
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.validation import _check_sample_weight, validate_data
 
+from . import _array_api
 from ._logistic_maths import LogisticMaths
 from .base import ErasableMixin
 from .exceptions import ErasureNumericalError
@@ -249,18 +251,28 @@ random_state, solver, max_iter, verbose, warm_start, n_jobs
             # n_features_in_ and feature_names_in_ itself; the validated copy below
             # (the same conversion it made) is for the erasure state.
             super().fit(X, y, sample_weight=sample_weight)
+            xp_in, _ = get_namespace(X)  # NumPy unless array_api_dispatch is on
             X, y = validate_data(
                 self,
                 X,
                 y,
                 reset=False,
                 accept_sparse="csr",
-                dtype=[np.float64, np.float32],
+                dtype=[xp_in.float64, xp_in.float32],
                 order="C",
                 accept_large_sparse=self.solver not in ["liblinear", "sag", "saga"],
             )
+            xp, device = _array_api.namespace(X)
+            if xp is not None and sample_weight is not None:
+                # As LogisticRegression.fit: the weights follow X.
+                sample_weight = move_to(sample_weight, xp=xp, device=device)
             sample_weight = _check_sample_weight(sample_weight, X, dtype=X.dtype)
-            self._fit_erasure_state(X, np.searchsorted(self.classes_, y), sample_weight)
+            # Class indices: label bookkeeping on the host, as LogisticRegression's
+            # own LabelEncoder (the identity for NumPy labels).
+            y = np.searchsorted(
+                _array_api.to_numpy(self.classes_), _array_api.to_numpy(y)
+            )
+            self._fit_erasure_state(X, y, sample_weight)
         return self
 
     def _check_twice_differentiable(self):
@@ -288,7 +300,7 @@ random_state, solver, max_iter, verbose, warm_start, n_jobs
     def _erasure_maths(self):
         return LogisticMaths(
             n_features=self.n_features_in_,
-            n_classes=len(self.classes_),
+            n_classes=self.classes_.shape[0],
             fit_intercept=self.fit_intercept,
             intercept_scaling=self.intercept_scaling
             if self._intercept_penalized()
@@ -314,7 +326,8 @@ random_state, solver, max_iter, verbose, warm_start, n_jobs
 
     def _objective_scaling(self):
         maths = self._erasure_maths()
-        penalized = maths.coef_mask().astype(self.coef_.dtype)
+        dtype = self.coef_.dtype if _array_api.is_numpy(self.coef_) else np.float64
+        penalized = maths.coef_mask().astype(dtype)
         if self._intercept_penalized():
             penalized[:] = 1
         unpenalized = self.penalty is None or self.C == np.inf
@@ -332,6 +345,11 @@ random_state, solver, max_iter, verbose, warm_start, n_jobs
         maths = self._erasure_maths()
         if maths.n_outputs == 1 or np.all(active):
             return theta  # a binary model's one row serves both classes
+        xp, device = _array_api.namespace(theta)
+        if xp is not None:
+            Theta = xp.reshape(theta, (maths.n_outputs, maths.width))
+            live = _array_api.to_device(np.asarray(active), xp, device)
+            return xp.reshape(xp.where(live[:, None], Theta, 0.0), (-1,))
         theta = theta.reshape(maths.n_outputs, maths.width).copy()
         theta[~active] = 0
         return theta.ravel()
@@ -342,8 +360,9 @@ random_state, solver, max_iter, verbose, warm_start, n_jobs
             live = active & (weight_sums > 0)
             weights[live] = weight_sums[live].sum() / (live.sum() * weight_sums[live])
             return weights
-        return compute_class_weight(
-            self.class_weight, classes=self.classes_, y=self.classes_
+        classes = _array_api.to_numpy(self.classes_)  # class-sized, on the host
+        return _array_api.to_numpy(
+            compute_class_weight(self.class_weight, classes=classes, y=classes)
         )
 
     def _class_weights_depend_on_data(self):
@@ -388,6 +407,12 @@ random_state, solver, max_iter, verbose, warm_start, n_jobs
         if counts is None or np.all(counts > 0):
             return scores
         active = counts > 0
+        xp, device = _array_api.namespace(scores)
+        if xp is not None:  # on the scores' device; the mask is n_classes bools
+            if scores.ndim == 1:
+                return xp.full_like(scores, xp.inf if active[1] else -xp.inf)
+            live = _array_api.to_device(active, xp, device)
+            return xp.where(live[None, :], scores, -xp.inf)
         if scores.ndim == 1:
             return np.full_like(scores, np.inf if active[1] else -np.inf)
         scores[:, ~active] = -np.inf
@@ -395,5 +420,7 @@ random_state, solver, max_iter, verbose, warm_start, n_jobs
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        tags.array_api_support = False
+        # As LogisticRegression: the array API with lbfgs (dense input). The
+        # erasure state then lives on the data's device (see _array_api.py).
+        tags.array_api_support = self.solver == "lbfgs"
         return tags

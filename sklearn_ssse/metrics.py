@@ -43,6 +43,9 @@ from sklearn.utils._param_validation import (
 from sklearn.utils.multiclass import unique_labels
 from sklearn.utils.validation import check_consistent_length, column_or_1d
 
+from . import _array_api
+from ._array_api import to_numpy as _host  # scores are computed on the host
+
 __all__ = [
     "ErasureReport",
     "erasure_report",
@@ -57,7 +60,7 @@ _ZERO_DIVISION = [StrOptions({"warn"}), Interval(Real, 0, 1, closed="both"), "na
 # -- γ: the similarity ratio -----------------------------------------------------------
 def _as_2d_labels(y_true):
     """``y_true`` as a 2-D array (n_samples, n_outputs) of 0/1 and its ndim."""
-    y = np.asarray(y_true)
+    y = np.asarray(_host(y_true))
     if y.ndim not in (1, 2):
         raise ValueError(f"y_true must be 1-D or 2-D, got shape {y.shape}")
     columns = y.reshape(len(y), -1)
@@ -89,12 +92,12 @@ def _as_2d_scores(y_score, n_samples, n_outputs, name):
         and len(y_score)
         and not np.isscalar(y_score[0])
     ):
-        parts = [np.asarray(part, dtype=np.float64) for part in y_score]
+        parts = [np.asarray(_host(part), dtype=np.float64) for part in y_score]
         scores = np.column_stack(
             [part if part.ndim == 1 else part[:, -1] for part in parts]
         )
     else:
-        scores = np.asarray(y_score, dtype=np.float64)
+        scores = np.asarray(_host(y_score), dtype=np.float64)
         if scores.ndim == 3:  # np.asarray of a list of (n, 2) probabilities
             scores = scores[:, :, -1].T
         elif scores.ndim == 1:
@@ -332,12 +335,12 @@ def normalized_confusion_distance(
     """
     check_consistent_length(y_true, y_pred, y_pred_original, y_pred_refit)
     arrays = [
-        column_or_1d(y, warn=False)
+        column_or_1d(_host(y), warn=False)
         for y in (y_true, y_pred, y_pred_original, y_pred_refit)
     ]
     if labels is None:
         labels = unique_labels(*arrays)
-    labels = np.asarray(labels)
+    labels = np.asarray(_host(labels))
     if labels.ndim != 1 or len(labels) == 0:
         raise ValueError("labels must be a non-empty 1-D array")
     codes = [_encode(y, labels) for y in arrays]
@@ -368,11 +371,11 @@ def _encode(y, labels):
 # -- parameters ------------------------------------------------------------------------
 def _linear_parts(model):
     """The ``(coef (rows, m), intercept (rows,), row classes or None)`` of a model."""
-    coef = np.atleast_2d(np.asarray(model.coef_, dtype=np.float64))
+    coef = np.atleast_2d(np.asarray(_host(model.coef_), dtype=np.float64))
     intercept = np.broadcast_to(
-        np.asarray(model.intercept_, dtype=np.float64), (coef.shape[0],)
+        np.asarray(_host(model.intercept_), dtype=np.float64), (coef.shape[0],)
     )
-    classes = getattr(model, "classes_", None)
+    classes = _host(getattr(model, "classes_", None))
     row_classes = None
     if classes is not None and len(classes) == coef.shape[0] and len(classes) > 2:
         row_classes = np.asarray(classes)
@@ -472,7 +475,7 @@ def relative_parameter_distance(updated, original, refit):
             raise TypeError("pass either three fitted estimators or three vectors")
         vectors = _aligned_parameters(given)
     else:
-        vectors = [np.asarray(arg, dtype=np.float64).ravel() for arg in given]
+        vectors = [np.asarray(_host(arg), dtype=np.float64).ravel() for arg in given]
         check_consistent_length(*vectors)
     theta, theta_original, theta_refit = vectors
     numerator = np.linalg.norm(theta - theta_refit)
@@ -487,8 +490,8 @@ def _positive_scores(model, X):
     """``predict_proba`` of the positive class of every output, as (n, n_outputs)."""
     proba = model.predict_proba(X)
     if isinstance(proba, list):
-        return np.column_stack([p[:, -1] for p in proba])
-    proba = np.asarray(proba)
+        return np.column_stack([_host(p)[:, -1] for p in proba])
+    proba = np.asarray(_host(proba))
     if proba.ndim == 2 and proba.shape[1] == 2:
         return proba[:, -1:]
     return proba
@@ -500,17 +503,19 @@ def _true_class_proba(model, X, y):
     Labels the model does not know (a class a refit never saw) get probability 0.
     """
     proba = model.predict_proba(X)
-    y = np.asarray(y)
+    proba = [_host(p) for p in proba] if isinstance(proba, list) else _host(proba)
+    y = np.asarray(_host(y))
     if isinstance(proba, list) or y.ndim == 2:
         Y = y.reshape(len(y), -1)
         if isinstance(proba, list):
-            per_output = zip(proba, model.classes_, Y.T, strict=True)
+            classes = [_host(c) for c in model.classes_]
+            per_output = zip(proba, classes, Y.T, strict=True)
             return np.column_stack(
                 [_pick(p, classes, yj) for p, classes, yj in per_output]
             )
         proba = np.asarray(proba, dtype=np.float64)  # (n, n_outputs) of P(y=1)
         return np.where(Y == 1, proba, 1.0 - proba)
-    return _pick(proba, model.classes_, y)[:, None]
+    return _pick(proba, _host(model.classes_), y)[:, None]
 
 
 def _pick(proba, classes, y):
@@ -529,8 +534,8 @@ def _row_losses(model, X, y):
 
 
 def _accuracy(model, X, y):
-    pred = np.asarray(model.predict(X))
-    return float(np.mean(pred == np.asarray(y).reshape(pred.shape)))
+    pred = np.asarray(_host(model.predict(X)))
+    return float(np.mean(pred == np.asarray(_host(y)).reshape(pred.shape)))
 
 
 _MODELS = ("original", "updated", "refit")
@@ -722,7 +727,8 @@ default="auto"
     labels on the forgotten rows. The log-losses and the membership attack still
     show the erasure.
     """
-    y_forgotten = np.asarray(y_forgotten)
+    y_forgotten = np.asarray(_host(y_forgotten))
+    y_remaining = _host(y_remaining)
     if metric == "auto":
         metric = (
             "similarity_ratio"
@@ -742,7 +748,7 @@ default="auto"
     if X_test is not None:
         if y_test is None:
             raise ValueError("X_test was given without y_test")
-        y_test = np.asarray(y_test)
+        y_test = np.asarray(_host(y_test))
         erased = (
             np.zeros(len(y_test), dtype=bool)
             if test_erased is None
@@ -776,14 +782,14 @@ default="auto"
                 zero_division=np.nan,
             )
     else:
-        preds = {name: m.predict(X_forgotten) for name, m in models.items()}
+        preds = {name: _host(m.predict(X_forgotten)) for name, m in models.items()}
         for name in models:
             rows[name][metric] = normalized_confusion_distance(
                 y_forgotten,
                 preds[name],
                 y_pred_original=preds["original"],
                 y_pred_refit=preds["refit"],
-                labels=getattr(original, "classes_", None),
+                labels=_host(getattr(original, "classes_", None)),
                 zero_division=np.nan,
             )
 
@@ -822,4 +828,7 @@ default="auto"
 
 
 def _take(X, index):
+    xp, device = _array_api.namespace(X) if hasattr(X, "shape") else (None, None)
+    if xp is not None:  # an array API array: index it on its device
+        return xp.take(X, _array_api.to_device(index, xp, device), axis=0)
     return X[index] if hasattr(X, "shape") else np.asarray(X)[index]

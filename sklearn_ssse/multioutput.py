@@ -21,6 +21,7 @@ from sklearn.utils.parallel import Parallel, delayed
 from sklearn.utils.validation import check_array, check_is_fitted
 from threadpoolctl import threadpool_limits
 
+from . import _array_api
 from .base import CURVATURE_PARAMS, ErasableMixin, erasure_lock
 
 __all__ = ["ErasableMultiOutputClassifier"]
@@ -282,6 +283,9 @@ class ErasableMultiOutputClassifier(MultiOutputClassifier):
         Y = Parallel(n_jobs=self.n_jobs, prefer="threads")(
             delayed(est.predict)(X) for est in self.estimators_
         )
+        xp, _ = _array_api.namespace(*Y)
+        if xp is not None:  # array API outputs: stacked on their device
+            return xp.stack(Y, axis=1)
         return np.asarray(Y).T
 
     @available_if(_estimator_has("partial_forget"))
