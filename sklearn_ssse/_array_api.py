@@ -28,9 +28,10 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.externals import array_api_compat
 from sklearn.utils._array_api import _convert_to_numpy
-from sklearn.utils._array_api import device as _device
 
 __all__ = ["namespace", "to_numpy", "to_device", "cholesky", "nbytes"]
+
+_NUMPY_TYPES = (np.ndarray, np.generic, float, int)
 
 
 def namespace(*arrays):
@@ -40,14 +41,20 @@ def namespace(*arrays):
     ``array_api_dispatch``: a state built on the GPU keeps computing there, and
     NumPy arrays keep the NumPy code.
     """
-    arrays = [a for a in arrays if a is not None and not sp.issparse(a)]
-    if all(isinstance(a, np.ndarray | np.generic | float | int) for a in arrays):
+    for a in arrays:  # the NumPy path pays a few isinstance checks, no more
+        if not (a is None or isinstance(a, _NUMPY_TYPES) or sp.issparse(a)):
+            break
+    else:
         return None, None
-    arrays = [a for a in arrays if not isinstance(a, np.ndarray | np.generic)]
+    arrays = [
+        a
+        for a in arrays
+        if not (a is None or isinstance(a, _NUMPY_TYPES) or sp.issparse(a))
+    ]
     xp = array_api_compat.array_namespace(*arrays)
     if xp.__name__ == "array_api_strict" and hasattr(xp, "set_array_api_strict_flags"):
         xp.set_array_api_strict_flags(api_version="2025.12")
-    return xp, _device(*arrays)
+    return xp, array_api_compat.device(arrays[0])
 
 
 def is_numpy(array):

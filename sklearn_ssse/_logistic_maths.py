@@ -17,6 +17,7 @@ the diagonal) per pair of output rows, over chunks of rows, so nothing of size
 import numpy as np
 import scipy.sparse as sp
 from scipy.special import expit, softmax
+from sklearn.utils import check_random_state
 
 from . import _array_api
 from ._linalg import accumulate_gram, as_dense, symmetrize_from_lower
@@ -214,9 +215,19 @@ class LogisticMaths(ModelMaths):
         xp, device = _array_api.namespace(X, theta)
         if xp is not None:
             if batch_size > 1:
-                raise ValueError(
-                    "fisher_batch_size > 1 is not supported for array API inputs "
-                    "(use NumPy arrays, or fisher_batch_size=1)"
+                if kind != "fisher":
+                    raise ValueError("fisher_batch_size > 1 applies to the Fisher only")
+                return self._minibatch_fisher_xp(
+                    X,
+                    y,
+                    weights,
+                    theta,
+                    active,
+                    bounds,
+                    batch_size,
+                    random_state,
+                    xp,
+                    device,
                 )
             return self._curvature_blocks_xp(
                 X, y, weights, theta, active, kind, bounds, xp, device
@@ -397,4 +408,35 @@ class LogisticMaths(ModelMaths):
                         block[rb, ra] = block[rb, ra] + part
                         if a != b:
                             block[ra, rb] = block[ra, rb] + part.T
+        return [_array_api.symmetrize(block) for block in blocks]
+
+    def _minibatch_fisher_xp(
+        self, X, y, weights, theta, active, bounds, batch_size, random_state, xp, device
+    ):
+        """The mini-batch Fisher of :meth:`ModelMaths.curvature_blocks` on the
+        device: the same shuffle (drawn on the host), the same batches."""
+        n = X.shape[0]
+        order = check_random_state(random_state).permutation(n)
+        y = _array_api.to_device(y, xp, device)
+        weights = _array_api.to_device(weights, xp, device, dtype=X.dtype)
+        blocks = [
+            xp.zeros((e - s, e - s), dtype=theta.dtype, device=device)
+            for s, e in bounds
+        ]
+        itemsize = xp.finfo(X.dtype).bits // 8
+        for chunk in row_chunks(n, itemsize * self.n_params * 2, multiple=batch_size):
+            rows = _array_api.to_device(order[chunk], xp, device)
+            G = self.gradient_rows(
+                xp.take(X, rows, axis=0), xp.take(y, rows, axis=0), theta, active
+            )
+            G = G * xp.sqrt(xp.take(weights, rows, axis=0))[:, None]
+            m = G.shape[0]
+            full = m - m % batch_size
+            sums = xp.sum(
+                xp.reshape(G[:full, ...], (full // batch_size, batch_size, -1)), axis=1
+            )
+            if full < m:
+                sums = xp.concat([sums, xp.sum(G[full:, ...], axis=0)[None, :]])
+            for i, (s, e) in enumerate(bounds):
+                blocks[i] = blocks[i] + sums[:, s:e].T @ sums[:, s:e]
         return [_array_api.symmetrize(block) for block in blocks]

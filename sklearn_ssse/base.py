@@ -372,6 +372,7 @@ class ErasableMixin:
             self._curvature_kind(),
             bounds,
             batch_size=self.fisher_batch_size,
+            random_state=getattr(self, "random_state", None),
         )
         damping = penalty_strength if self.damping is None else self.damping
         null = maths.null_directions()

@@ -224,6 +224,27 @@ def test_partial_forget_matches_numpy(
 
 
 @combinations
+def test_minibatch_fisher(namespace, device_name, dtype_name):
+    """fisher_batch_size > 1: same batches, and the projected downdate."""
+    xp, device = _namespace(namespace, device_name, dtype_name)
+    Xn, yn = _data(2, dtype_name)
+    params = dict(curvature="fisher", fisher_batch_size=4, random_state=0)
+    reference, model, X, y = _fit_both(Xn, yn, xp, device, block_size=3, **params)
+    assert_allclose(
+        _host(model.erasure_state_.curvature.to_dense()),
+        reference.erasure_state_.curvature.to_dense(),
+        rtol=_rtol(dtype_name),
+        atol=_atol(dtype_name),
+    )
+    reference.partial_forget(Xn[:5], yn[:5])
+    with config_context(array_api_dispatch=True):
+        model.partial_forget(X[:5, ...], y[:5])
+    assert_allclose(
+        _host(model.coef_), reference.coef_, rtol=_rtol(dtype_name) * 10, atol=1e-5
+    )
+
+
+@combinations
 def test_balanced_class_weight(namespace, device_name, dtype_name):
     xp, device = _namespace(namespace, device_name, dtype_name)
     Xn, yn = _data(3, dtype_name)
