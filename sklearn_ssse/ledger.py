@@ -28,6 +28,7 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.utils.validation import check_array
 
+from ._array_api import to_numpy
 from .exceptions import InvalidRequestError
 
 __all__ = ["ErasureLedger", "row_fingerprints"]
@@ -82,6 +83,9 @@ def row_fingerprints(X, y, sample_weight=None, *, key=None):
     -------
     fingerprints : ndarray of shape (n_rows,), dtype ``S16``
     """
+    # Hashing is host-side by nature: array API inputs (GPU tensors...) are
+    # copied to NumPy here, and only here.
+    X, y, sample_weight = (to_numpy(a) for a in (X, y, sample_weight))
     X = _canonical_rows(X)
     n = X.shape[0]
     weights = (
@@ -212,7 +216,7 @@ class ErasureLedger:
         """
         fps = row_fingerprints(X, y, sample_weight, key=self.key)
         if sample_weight is not None:
-            fps = fps[np.asarray(sample_weight) > 0]
+            fps = fps[np.asarray(to_numpy(sample_weight)) > 0]
         with self._lock:
             merged = np.concatenate([np.repeat(self._fingerprints, self._counts), fps])
             forgotten = dict(zip(self._fingerprints.tolist(), self._forgotten))
