@@ -1,0 +1,643 @@
+"""One way to forget rows from a fitted model, whatever it is composed of.
+
+:func:`forget` takes the **raw** rows (as given to ``fit``) and a fitted
+
+- erasable estimator (anything with ``partial_forget``): it calls it;
+- :class:`~sklearn.pipeline.Pipeline` (also from ``make_pipeline``): it updates the
+  fitted state of every preprocessing step exactly, re-expresses the final erasable
+  estimator in the new preprocessing's coordinates, and erases the rows from it;
+- :class:`~sklearn.model_selection.GridSearchCV` /
+  :class:`~sklearn.model_selection.RandomizedSearchCV` (``refit`` set): it forgets
+  from ``best_estimator_`` (bare or a pipeline) and warns that the search's results
+  describe the data before the deletion.
+
+**Why a function and not an ``ErasablePipeline``.** A subclass of ``Pipeline`` with a
+``partial_forget`` method (imbalanced-learn's route for ``fit_resample``) would force
+users to rebuild the pipelines they already have, including those inside searches
+and those loaded from disk, and a search object would still need the same code. A
+function works on the plain scikit-learn objects as they are; what it needs from a
+step is its fitted state, which scikit-learn documents. The price is that
+``pipe.partial_forget`` does not exist: call ``forget(pipe, X, y)``.
+
+**Preprocessing.** The fitted state of these steps is a sum over rows, so removing
+rows updates it exactly, with only those rows:
+
+- :class:`~sklearn.preprocessing.StandardScaler` (``mean_``, ``var_``, ``scale_``,
+  ``n_samples_seen_``; ``with_mean``/``with_std`` either way, sample weights, NaN);
+- :class:`~sklearn.preprocessing.MinMaxScaler` and
+  :class:`~sklearn.preprocessing.MaxAbsScaler` when no removed row attains a
+  feature's minimum or maximum (otherwise the new extreme is unknown without the
+  data: refused with :class:`ExtremeValueError`);
+- stateless steps (``"passthrough"``, ``FunctionTransformer``, ``Normalizer``,
+  ``Binarizer``) pass through when nothing upstream changed.
+
+Any other fitted step is refused by name (:class:`UnsupportedStepError`):
+nothing is passed over silently. ``update_preprocessing=False`` leaves every
+preprocessing step as fitted (with a warning naming them: they still summarise the
+rows) and erases the rows from the final step only, in the coordinates it was
+trained in.
+
+**The classifier stays consistent with the new preprocessing.** Every supported
+step is an affine map per feature, so the final step's old inputs are an affine
+function of its new ones, ``z_old = a ⊙ z_new + c``. A linear model is then
+re-expressed exactly in the new coordinates (``coef ← a ⊙ coef``,
+``intercept ← intercept + coef · c``: the same predictions on raw rows), together
+with its stored erasure state: gradients ``T⁻ᵀ g``, curvature ``T⁻ᵀ M T⁻¹`` with the
+penalty's own curvature and gradient taken in the new coordinates (the refit
+penalises the new coefficients, not the old ones; this correction is one dense
+solve per curvature block). The erasure step then runs in the new coordinates on
+the rows as the new pipeline sees them: it approximates the refit of the whole
+pipeline, with the same approximation as for a bare model. With ``block_size`` an
+int, the coupling of an intercept to the coefficients of other blocks is dropped
+(the block-diagonal approximation itself). Re-expression is implemented for
+:class:`~sklearn_ssse.ErasableLogisticRegression` and
+:class:`~sklearn_ssse.ErasableMultiOutputClassifier` of them; other final steps
+are refused by name when the preprocessing changed.
+
+**Rows given in the wrong space.** Rows passed to :func:`forget` must be raw. What
+can be detected is refused (:class:`NotTrainingRowsError`): a row outside a
+min-max or max-abs scaler's fitted range, or farther from a standard scaler's mean
+than any training row can be (``|x − μ| ≤ σ·√((n − w)/w)`` for a row of weight
+``w``), cannot have been a training row of that step. Rows that were already
+transformed usually fail this test on their first scaler.
+"""
+
+import copy
+import warnings
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.model_selection._search import BaseSearchCV
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import (
+    Binarizer,
+    FunctionTransformer,
+    MaxAbsScaler,
+    MinMaxScaler,
+    Normalizer,
+    StandardScaler,
+)
+from sklearn.utils._metadata_requests import _routing_enabled, get_routing_for_object
+from sklearn.utils.validation import check_is_fitted
+
+from ._curvature import BlockDiagonalInverse
+
+__all__ = [
+    "CompositionError",
+    "ExtremeValueError",
+    "NotTrainingRowsError",
+    "PreprocessingNotErasedWarning",
+    "StaleSearchWarning",
+    "UnsupportedStepError",
+    "forget",
+]
+
+
+class CompositionError(ValueError):
+    """A composed model cannot have these rows erased exactly; nothing was changed."""
+
+
+class UnsupportedStepError(CompositionError):
+    """A step whose fitted state this library cannot update (named in the message)."""
+
+
+class ExtremeValueError(CompositionError):
+    """A removed row sets a fitted minimum or maximum, unknown without the data."""
+
+
+class NotTrainingRowsError(CompositionError):
+    """The rows cannot have been training rows of a step (transformed twice?)."""
+
+
+class StaleSearchWarning(UserWarning):
+    """A search's ``cv_results_`` and ``best_params_`` describe the old data."""
+
+
+class PreprocessingNotErasedWarning(UserWarning):
+    """Fitted preprocessing left as it was, still summarising the forgotten rows."""
+
+
+def forget(estimator, X, y, *, sample_weight=None, update_preprocessing=True, **params):
+    """Erase training rows from a fitted estimator, pipeline or search, in place.
+
+    Read more in the module docstring (:mod:`sklearn_ssse.compose`).
+
+    Parameters
+    ----------
+    estimator : fitted estimator, Pipeline, GridSearchCV or RandomizedSearchCV
+        A bare erasable estimator (with ``partial_forget``), a pipeline whose final
+        step is one, or a search with ``refit`` set whose ``best_estimator_`` is
+        either.
+
+    X : array-like of shape (n_rows, n_features)
+        The rows to forget, **raw**: as given to the pipeline's ``fit``.
+
+    y : array-like of shape (n_rows,) or (n_rows, n_outputs)
+        Their labels.
+
+    sample_weight : array-like of shape (n_rows,), default=None
+        The weights these rows had in ``fit``. Without metadata routing, a
+        pipeline gives them to its final step only (as ``pipe.fit`` with
+        ``<final>__sample_weight``); give the weights a scaler saw at ``fit`` as
+        ``<step>__sample_weight``. With routing enabled
+        (``sklearn.set_config(enable_metadata_routing=True)``), each
+        preprocessing step gets them if it requested them for ``fit``, and the
+        final step if it requested them for ``partial_forget``
+        (``set_partial_forget_request(sample_weight=True)``).
+
+    update_preprocessing : bool, default=True
+        ``False``: leave the fitted preprocessing as it is (warning that it still
+        summarises the rows) and erase the rows from the final step only.
+
+    **params : dict
+        ``<step>__<name>`` parameters for the steps of a pipeline (without
+        routing); other metadata for ``partial_forget`` (with routing, or for a
+        bare estimator).
+
+    Returns
+    -------
+    estimator : object
+        The same object, updated. On any error nothing is changed.
+
+    Raises
+    ------
+    CompositionError
+        A step cannot be updated exactly (:class:`UnsupportedStepError`,
+        :class:`ExtremeValueError`) or the rows cannot be its training rows
+        (:class:`NotTrainingRowsError`); the estimator's own ``ValueError`` for
+        bad requests.
+
+    Warns
+    -----
+    StaleSearchWarning
+        For a search: ``cv_results_``, ``best_params_``, ``best_score_`` and
+        ``best_index_`` still describe the data before the deletion.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_breast_cancer
+    >>> from sklearn.pipeline import make_pipeline
+    >>> from sklearn.preprocessing import StandardScaler
+    >>> from sklearn_ssse import ErasableLogisticRegression
+    >>> from sklearn_ssse.compose import forget
+    >>> X, y = load_breast_cancer(return_X_y=True)
+    >>> pipe = make_pipeline(
+    ...     StandardScaler(), ErasableLogisticRegression(curvature="hessian")
+    ... ).fit(X, y)
+    >>> forget(pipe, X[:5], y[:5])  # raw rows
+    Pipeline(...)
+    >>> int(pipe[0].n_samples_seen_), pipe[-1].n_forgotten_
+    (564, 5)
+    """
+    if isinstance(estimator, BaseSearchCV):
+        return _forget_search(
+            estimator, X, y, sample_weight, update_preprocessing, params
+        )
+    if isinstance(estimator, Pipeline):
+        return _forget_pipeline(
+            estimator, X, y, sample_weight, update_preprocessing, params
+        )
+    if not hasattr(estimator, "partial_forget"):
+        raise UnsupportedStepError(
+            f"{type(estimator).__name__} has no partial_forget: give an erasable "
+            "estimator, a Pipeline ending in one, or a search (refit=True) over one"
+        )
+    if _routing_enabled():
+        params = _routed(estimator, "partial_forget", sample_weight, params)
+    elif sample_weight is not None:
+        params = {**params, "sample_weight": sample_weight}
+    return estimator.partial_forget(X, y, **params)
+
+
+# -- searches ----------------------------------------------------------------------
+def _forget_search(search, X, y, sample_weight, update_preprocessing, params):
+    if not hasattr(search, "best_estimator_"):
+        raise CompositionError(
+            f"{type(search).__name__} has no best_estimator_ (refit=False or not "
+            "fitted): there is no fitted model to forget from"
+        )
+    forget(
+        search.best_estimator_,
+        X,
+        y,
+        sample_weight=sample_weight,
+        update_preprocessing=update_preprocessing,
+        **params,
+    )
+    search.n_forgotten_ = getattr(search, "n_forgotten_", 0) + _num_rows(X)
+    warnings.warn(
+        f"{type(search).__name__}: best_estimator_ forgot the rows, but cv_results_, "
+        "best_params_, best_score_ and best_index_ still describe the search on the "
+        f"data before the deletion ({search.n_forgotten_} rows forgotten since); "
+        "run the search again to choose hyper-parameters without them",
+        StaleSearchWarning,
+        stacklevel=3,
+    )
+    return search
+
+
+# -- pipelines ---------------------------------------------------------------------
+def _forget_pipeline(pipe, X, y, sample_weight, update_preprocessing, params):
+    check_is_fitted(pipe)
+    final_name, final = pipe.steps[-1]
+    if final is None or final == "passthrough" or not hasattr(final, "partial_forget"):
+        raise UnsupportedStepError(
+            f"the final step {final_name!r} ({type(final).__name__}) has no "
+            "partial_forget"
+        )
+    step_params, final_params = _pipeline_params(pipe, sample_weight, params)
+
+    Xs = X
+    relation = None  # z_old = a ⊙ z_new + c at the current step's input; None: same
+    updated = []  # (step object, updated copy)
+    kept = []
+    for name, step in pipe.steps[:-1]:
+        if step is None or step == "passthrough":
+            continue
+        weights = step_params[name].get("sample_weight")
+        if update_preprocessing:
+            new_step, relation = _update_step(name, step, Xs, weights, relation)
+            if new_step is not None:
+                updated.append((step, new_step))
+        elif _has_fitted_state(step):
+            kept.append(name)
+        Xs = step.transform(Xs)  # the rows as this step's successor saw them at fit
+
+    if kept:
+        warnings.warn(
+            f"update_preprocessing=False: the fitted state of {kept} is left as it "
+            "was and still summarises the forgotten rows",
+            PreprocessingNotErasedWarning,
+            stacklevel=3,
+        )
+    new_final = copy.deepcopy(final)
+    if relation is not None:
+        _reexpress(final_name, new_final, *relation)
+        Xs = X
+        for _, step in pipe.steps[:-1]:
+            if step is None or step == "passthrough":
+                continue
+            new_step = next((new for old, new in updated if old is step), step)
+            Xs = new_step.transform(Xs)
+    new_final.partial_forget(Xs, y, **final_params)
+
+    # Everything was computed on copies: commit at once.
+    for step, new_step in updated:
+        step.__dict__.update(new_step.__dict__)
+    final.__dict__.update(new_final.__dict__)
+    return pipe
+
+
+def _pipeline_params(pipe, sample_weight, params):
+    names = [name for name, _ in pipe.steps]
+    step_params = {name: {} for name in names}
+    final_name, final = pipe.steps[-1]
+    if _routing_enabled():
+        for name, step in pipe.steps[:-1]:
+            if step is None or step == "passthrough":
+                continue
+            step_params[name] = _routed(step, "fit", sample_weight, params)
+        return step_params, _routed(final, "partial_forget", sample_weight, params)
+    for key, value in params.items():
+        name, sep, param = key.partition("__")
+        if not sep or name not in step_params:
+            raise TypeError(
+                f"{key!r}: without metadata routing, pipeline parameters are given "
+                f"as <step>__<parameter> with a step among {names}"
+            )
+        step_params[name][param] = value
+    final_params = step_params.pop(final_name)
+    if sample_weight is not None:
+        final_params.setdefault("sample_weight", sample_weight)
+    return step_params, final_params
+
+
+def _routed(obj, method, sample_weight, params):
+    """The metadata ``obj`` requested for ``method`` (routing enabled)."""
+    given = dict(params)
+    if sample_weight is not None:
+        given["sample_weight"] = sample_weight
+    if method == "partial_forget":
+        requests = getattr(obj, "_get_partial_forget_request", None)
+        if requests is None:
+            return {}
+        requests = requests()
+    else:
+        requests = get_routing_for_object(obj).fit.requests
+    routed = {}
+    for param, alias in requests.items():
+        key = param if alias is True else alias
+        if isinstance(key, str) and key in given:
+            routed[param] = given[key]
+        elif alias is None and param in given:
+            raise ValueError(
+                f"[{param}] is passed but is not explicitly set as requested or not "
+                f"requested for {type(obj).__name__}.{method}; call "
+                f"set_{method}_request({param}=True/False) on it"
+            )
+    return routed
+
+
+def _has_fitted_state(step):
+    return not isinstance(step, FunctionTransformer | Normalizer | Binarizer)
+
+
+def _num_rows(X):
+    return X.shape[0] if hasattr(X, "shape") else len(X)
+
+
+# -- preprocessing steps -----------------------------------------------------------
+def _update_step(name, step, X, sample_weight, relation):
+    """An updated copy of ``step`` without the rows ``X`` (its fit-time inputs).
+
+    Returns ``(new_step or None, relation)``: the copy (``None`` if the step has no
+    fitted state) and the affine relation ``(a, c)`` of the step's old outputs to
+    its new ones (``None`` if they are the same).
+    """
+    for kind, update in _UPDATERS:
+        if type(step) is kind:
+            return update(name, step, X, sample_weight, relation)
+    if isinstance(step, FunctionTransformer | Normalizer | Binarizer):
+        if relation is not None:
+            raise UnsupportedStepError(
+                f"step {name!r} ({type(step).__name__}) follows a step whose fitted "
+                "state changed; its output cannot be related to its old output by a "
+                "per-feature affine map, so the final step cannot be re-expressed"
+            )
+        return None, None
+    raise UnsupportedStepError(
+        f"step {name!r} ({type(step).__name__}) has fitted state that this library "
+        "cannot update without the training data (supported: StandardScaler, "
+        "MinMaxScaler, MaxAbsScaler and stateless steps); use "
+        "update_preprocessing=False to leave it as it is, or refit"
+    )
+
+
+def _dense_rows(name, X):
+    if sp.issparse(X):
+        raise UnsupportedStepError(
+            f"step {name!r}: sparse input is not supported for the exact update"
+        )
+    return np.asarray(X, dtype=np.float64)
+
+
+def _standard_scaler(name, scaler, X, sample_weight, relation):
+    X = _dense_rows(name, X)
+    k, d = X.shape
+    w = np.ones(k) if sample_weight is None else np.asarray(sample_weight, float)
+    observed = ~np.isnan(X)
+    n = np.broadcast_to(np.asarray(scaler.n_samples_seen_, dtype=float), (d,))
+    n_S = (w[:, None] * observed).sum(axis=0)
+    n_R = n - n_S
+    if np.any(n_R <= 0):
+        raise CompositionError(
+            f"step {name!r}: cannot forget {n_S.max():g} rows (weighted) from a "
+            f"scaler fitted on {n.min():g}"
+        )
+    new = copy.deepcopy(scaler)
+    new.n_samples_seen_ = _like(scaler.n_samples_seen_, n_R)
+    a, c = relation if relation is not None else (np.ones(d), np.zeros(d))
+    if scaler.mean_ is None:  # with_mean=False, with_std=False: an identity map
+        return new, relation
+    Xz = np.where(observed, X, 0.0)
+    mean = np.asarray(scaler.mean_, float)
+    sum_S = w @ Xz
+    mean_S = np.divide(sum_S, n_S, out=np.zeros(d), where=n_S > 0)
+    mean_R = (n * mean - sum_S) / n_R
+    if scaler.var_ is not None:
+        var = np.asarray(scaler.var_, float)
+        M2 = n * var
+        # No training row of weight w lies farther from the mean than this.
+        bound = np.sqrt(M2 * (n - w[:, None]) / (n * w[:, None])) + 1e-7 * (
+            np.sqrt(var) + np.abs(mean)
+        )
+        far = observed & (np.abs(X - mean) > bound)
+        if np.any(far):
+            rows, cols = np.nonzero(far)
+            raise NotTrainingRowsError(
+                f"step {name!r}: row {rows[0]}, feature {cols[0]} lies farther from "
+                "the fitted mean than any training row can; the rows must be raw, as "
+                "given to the pipeline's fit (were they transformed already?)"
+            )
+        dev = np.where(observed, X - mean_S, 0.0)
+        M2_S = w @ (dev * dev)
+        M2_R = M2 - M2_S - n_S * n_R / n * (mean_S - mean_R) ** 2
+        var_R = np.maximum(M2_R, 0.0) / n_R
+    # The statistics in the new input coordinates.
+    new_mean = (mean_R - c) / a
+    new.mean_ = new_mean.astype(scaler.mean_.dtype)
+    if scaler.var_ is not None:
+        new.var_ = (var_R / a**2).astype(scaler.var_.dtype)
+        if scaler.with_std:
+            from sklearn.preprocessing._data import (
+                _handle_zeros_in_scale,
+                _is_constant_feature,
+            )
+
+            constant = _is_constant_feature(new.var_, new.mean_, new.n_samples_seen_)
+            new.scale_ = _handle_zeros_in_scale(
+                np.sqrt(new.var_), copy=False, constant_mask=constant
+            )
+    s_old = scaler.scale_ if scaler.with_std else np.ones(d)
+    s_new = new.scale_ if scaler.with_std else np.ones(d)
+    mu_old = mean if scaler.with_mean else np.zeros(d)
+    mu_new = new.mean_ if scaler.with_mean else np.zeros(d)
+    out = (a * s_new / s_old, (a * mu_new + c - mu_old) / s_old)
+    return new, _simplify(out)
+
+
+def _check_range(name, X, low, high, what):
+    finite = ~np.isnan(X)
+    outside = finite & ((X < low) | (X > high))
+    if np.any(outside):
+        rows, cols = np.nonzero(outside)
+        raise NotTrainingRowsError(
+            f"step {name!r}: row {rows[0]}, feature {cols[0]} lies outside the "
+            f"fitted {what}; the rows must be raw, as given to the pipeline's fit "
+            "(were they transformed already?)"
+        )
+    touching = finite & ((X == low) | (X == high))
+    if np.any(touching):
+        features = np.unique(np.nonzero(touching)[1]).tolist()
+        raise ExtremeValueError(
+            f"step {name!r} ({what}): the rows attain the fitted extreme of "
+            f"feature(s) {features[:10]}{'...' if len(features) > 10 else ''}; the "
+            "new extreme is unknown without the remaining data, so the step cannot "
+            "be updated exactly (refit, or use update_preprocessing=False)"
+        )
+
+
+def _count_update(name, scaler, X, new):
+    n = scaler.n_samples_seen_ - X.shape[0]
+    if n <= 0:
+        raise CompositionError(f"step {name!r}: cannot forget every training row")
+    new.n_samples_seen_ = n
+
+
+def _minmax_scaler(name, scaler, X, sample_weight, relation):
+    X = _dense_rows(name, X)
+    _check_range(name, X, scaler.data_min_, scaler.data_max_, "minimum/maximum")
+    new = copy.deepcopy(scaler)
+    _count_update(name, scaler, X, new)
+    if relation is None:
+        return new, None
+    from sklearn.preprocessing._data import _handle_zeros_in_scale
+
+    a, c = relation
+    low, high = scaler.feature_range
+    dtype = scaler.data_min_.dtype
+    new.data_min_ = ((scaler.data_min_ - c) / a).astype(dtype)
+    new.data_max_ = ((scaler.data_max_ - c) / a).astype(dtype)
+    new.data_range_ = new.data_max_ - new.data_min_
+    new.scale_ = (high - low) / _handle_zeros_in_scale(new.data_range_, copy=True)
+    new.min_ = low - new.data_min_ * new.scale_
+    s, m = scaler.scale_, scaler.min_
+    out = (a * s / new.scale_, m + c * s - a * s * new.min_ / new.scale_)
+    return new, _simplify(out)
+
+
+def _maxabs_scaler(name, scaler, X, sample_weight, relation):
+    X = _dense_rows(name, X)
+    top = scaler.max_abs_
+    _check_range(name, np.abs(X), -np.inf, top, "maximum absolute value")
+    new = copy.deepcopy(scaler)
+    _count_update(name, scaler, X, new)
+    if relation is None:
+        return new, None
+    a, c = relation
+    if np.any(c != 0):
+        raise UnsupportedStepError(
+            f"step {name!r} (MaxAbsScaler) follows a step whose centring changed: "
+            "its maximum absolute value is unknown without the data"
+        )
+    from sklearn.preprocessing._data import _handle_zeros_in_scale
+
+    new.max_abs_ = (top / a).astype(top.dtype)
+    new.scale_ = _handle_zeros_in_scale(new.max_abs_, copy=True)
+    return new, _simplify((a * new.scale_ / scaler.scale_, np.zeros_like(a)))
+
+
+_UPDATERS = [
+    (StandardScaler, _standard_scaler),
+    (MinMaxScaler, _minmax_scaler),
+    (MaxAbsScaler, _maxabs_scaler),
+]
+
+
+def _like(template, value):
+    """``value`` with the type of scikit-learn's ``n_samples_seen_`` ``template``."""
+    dtype = np.asarray(template).dtype
+    if np.issubdtype(dtype, np.integer):
+        value = np.rint(value)
+    if np.ndim(template) == 0 and np.all(value == value[0]):
+        return dtype.type(value[0])
+    return np.asarray(value, dtype=dtype)
+
+
+def _simplify(relation):
+    a, c = relation
+    if np.all(a == 1) and np.all(c == 0):
+        return None
+    return np.asarray(a, float), np.asarray(c, float)
+
+
+# -- the final step in new coordinates ---------------------------------------------
+def _reexpress(name, model, a, c):
+    """Re-express a fitted erasable model for inputs ``z_new = (z_old − c) / a``."""
+    from .linear_model import ErasableLogisticRegression
+    from .multioutput import ErasableMultiOutputClassifier
+
+    if isinstance(model, ErasableMultiOutputClassifier):
+        for est in model.estimators_:
+            _reexpress(name, est, a, c)
+        return
+    if not isinstance(model, ErasableLogisticRegression):
+        raise UnsupportedStepError(
+            f"the final step {name!r} ({type(model).__name__}) cannot be re-expressed "
+            "in the coordinates of the updated preprocessing (implemented for "
+            "ErasableLogisticRegression and ErasableMultiOutputClassifier of it); use "
+            "update_preprocessing=False"
+        )
+    if not model.fit_intercept and np.any(c != 0):
+        raise UnsupportedStepError(
+            f"the final step {name!r} has fit_intercept=False, so it cannot follow "
+            "a change of the centring of its inputs"
+        )
+    _reexpress_linear(model, a, c)
+
+
+def _reexpress_linear(model, a, c):
+    """Change of variables ``θ_new = T θ`` of a linear model and its erasure state.
+
+    Per output row, ``T = [[diag(a), 0], [uᵀ, 1]]`` with ``u = c / κ`` (``κ`` the
+    intercept scaling of the flat intercept coordinate): the decision function on
+    raw rows is unchanged. Data terms transform as ``g ← T⁻ᵀ g`` and
+    ``K ← T⁻ᵀ K T⁻¹``; the penalty stays ``½ θᵀPθ`` in the new coordinates.
+    """
+    maths = model._erasure_maths()
+    m, width, n_out = maths.n_features, maths.width, maths.n_outputs
+    kappa = maths.intercept_scaling
+    has_b = maths.fit_intercept
+    u = c / kappa
+    dtype = model.coef_.dtype
+
+    def T(theta):
+        Th = theta.reshape(n_out, width).astype(np.float64)
+        out = Th.copy()
+        out[:, :m] = Th[:, :m] * a
+        if has_b:
+            out[:, m] = Th[:, m] + Th[:, :m] @ u
+        return out.reshape(theta.shape)
+
+    def T_inv_T(g):  # T⁻ᵀ g on the last axis
+        G = g.reshape(*g.shape[:-1], n_out, width).astype(np.float64)
+        out = G.copy()
+        if has_b:
+            out[..., :m] = (G[..., :m] - G[..., m : m + 1] * u) / a
+        else:
+            out[..., :m] = G[..., :m] / a
+        return out.reshape(g.shape)
+
+    _, penalty_strength, penalized = model._objective_scaling()
+    P = penalty_strength * np.asarray(penalized, float)
+    theta = model._get_flat_params().astype(np.float64)
+    theta_new = T(theta)
+    residual = T_inv_T(model.residual_gradient_ - P * theta) + P * theta_new
+
+    # The curvature: M_new⁻¹ = T_b (M_old + T_bᵀ Λ T_b − Λ)⁻¹ T_bᵀ per block.
+    Lam = np.asarray(model.damping_diagonal_, float)
+    T_full_diag = np.ones(maths.n_params)
+    T_full_diag.reshape(n_out, width)[:, :m] = a
+    inverse = model.curvature_inverse_
+    blocks = []
+    for (start, stop), inv in zip(inverse.bounds, inverse.inverses):
+        size = stop - start
+        Tb = np.diag(T_full_diag[start:stop])
+        if has_b:
+            for r in range(n_out):
+                b_idx = r * width + m
+                if not start <= b_idx < stop:
+                    continue
+                lo = max(start, r * width)
+                Tb[b_idx - start, lo - start : r * width + m - start] = u[
+                    lo - r * width :
+                ]
+        lam = Lam[start:stop]
+        delta = Tb.T @ (lam[:, None] * Tb)
+        delta[np.diag_indices(size)] -= lam
+        inv64 = inv.astype(np.float64)
+        core = np.linalg.solve(np.eye(size) + inv64 @ delta, inv64)
+        new_inv = Tb @ core @ Tb.T
+        blocks.append(((new_inv + new_inv.T) / 2).astype(inv.dtype))
+
+    attributes = model._flat_params_attributes(theta_new.astype(dtype))
+    attributes.update(
+        curvature_inverse_=BlockDiagonalInverse(inverse.bounds, blocks),
+        curvature_point_=T(model.curvature_point_).astype(dtype),
+        residual_gradient_=residual.astype(model.residual_gradient_.dtype),
+    )
+    if model.class_gradient_sums_ is not None:
+        sums = model.class_gradient_sums_
+        attributes["class_gradient_sums_"] = T_inv_T(sums).astype(sums.dtype)
+    for key, value in attributes.items():
+        setattr(model, key, value)
