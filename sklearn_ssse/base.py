@@ -32,6 +32,8 @@ from typing import NamedTuple
 import numpy as np
 import scipy.sparse as sp
 from sklearn.base import _fit_context
+from sklearn.utils._metadata_requests import _routing_enabled
+from sklearn.utils.metadata_routing import UNCHANGED
 from sklearn.utils.validation import (
     _check_sample_weight,
     check_is_fitted,
@@ -48,7 +50,7 @@ from .exceptions import (
 )
 from .ledger import row_fingerprints
 
-__all__ = ["ErasableMixin"]
+__all__ = ["ErasableMixin", "PartialForgetRequestMixin"]
 
 # Parameters that shape the stored curvature: changing them needs a new fit.
 CURVATURE_PARAMS = ("curvature", "damping", "block_size", "fisher_batch_size")
@@ -114,7 +116,68 @@ def _state_attribute(field, doc):
     return property(get, doc=doc)
 
 
-class ErasableMixin:
+class PartialForgetRequestMixin:
+    """``set_partial_forget_request``: metadata routing for ``partial_forget``.
+
+    scikit-learn's routing knows a fixed list of methods (``fit``,
+    ``partial_fit``, ``predict``, ...); adding one means patching that list
+    globally, which would change every estimator in the process. This mixin
+    gives the same user interface for ``partial_forget`` instead: with
+    ``sklearn.set_config(enable_metadata_routing=True)``,
+    ``est.set_partial_forget_request(sample_weight=True)`` asks
+    :func:`sklearn_ssse.compose.forget` (which routes through pipelines and
+    searches) to pass ``sample_weight`` on; ``False`` refuses it, a string
+    aliases it, ``None`` (the default) raises if it is given. The request
+    survives :func:`~sklearn.base.clone` and pickling.
+    """
+
+    def set_partial_forget_request(self, *, sample_weight=UNCHANGED):
+        """Request metadata passed to the ``partial_forget`` method.
+
+        Only relevant with ``enable_metadata_routing=True`` (see
+        :func:`sklearn.set_config`), when the estimator is used inside a
+        pipeline or search given to :func:`sklearn_ssse.compose.forget`.
+
+        Parameters
+        ----------
+        sample_weight : str, True, False, or None, default=UNCHANGED
+            Metadata routing for ``sample_weight`` in ``partial_forget``.
+
+        Returns
+        -------
+        self : object
+            The updated object.
+        """
+        if not _routing_enabled():
+            raise RuntimeError(
+                "This method is only available when metadata routing is enabled."
+                " You can enable it using"
+                " sklearn.set_config(enable_metadata_routing=True)."
+            )
+        if sample_weight is not UNCHANGED:
+            valid = sample_weight in (True, False, None)
+            if not (valid or isinstance(sample_weight, str)):
+                raise ValueError(
+                    "sample_weight must be True, False, None or a string alias; "
+                    f"got {sample_weight!r}"
+                )
+            requests = dict(self._get_partial_forget_request())
+            requests["sample_weight"] = sample_weight
+            self._partial_forget_request = requests
+        return self
+
+    def _get_partial_forget_request(self):
+        """``{param: True | False | None | alias}`` for ``partial_forget``."""
+        return getattr(self, "_partial_forget_request", {"sample_weight": None})
+
+    def __sklearn_clone__(self):
+        new = super().__sklearn_clone__()
+        if hasattr(self, "_partial_forget_request"):
+            new._partial_forget_request = dict(self._partial_forget_request)
+        return new
+
+
+class ErasableMixin(PartialForgetRequestMixin):
     """Mixin giving a fitted classifier ``partial_forget``, the SSSE update.
 
     The estimator provides:

@@ -21,7 +21,12 @@ from sklearn.utils.parallel import Parallel, delayed
 from sklearn.utils.validation import check_array, check_is_fitted
 from threadpoolctl import threadpool_limits
 
-from .base import CURVATURE_PARAMS, ErasableMixin, erasure_lock
+from .base import (
+    CURVATURE_PARAMS,
+    ErasableMixin,
+    PartialForgetRequestMixin,
+    erasure_lock,
+)
 
 __all__ = ["ErasableMultiOutputClassifier"]
 
@@ -115,7 +120,7 @@ class _OutputRequest:
         return self.work
 
 
-class ErasableMultiOutputClassifier(MultiOutputClassifier):
+class ErasableMultiOutputClassifier(PartialForgetRequestMixin, MultiOutputClassifier):
     """Multi-output classifier whose outputs can forget training rows.
 
     A :class:`~sklearn.multioutput.MultiOutputClassifier` (same ``fit``, ``predict``,

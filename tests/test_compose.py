@@ -245,3 +245,41 @@ def test_bare_estimator_and_bad_final_step(cancer):
         forget(make_pipeline(StandardScaler(), PCA(2)).fit(X), X[S], y[S])
     with pytest.raises(TypeError, match="<step>__<parameter>"):
         forget(_pipe(StandardScaler()).fit(X, y), X[S], y[S], nostep__x=1)
+
+
+def test_metadata_routing(cancer):
+    import pickle
+
+    from sklearn import config_context
+
+    X, y, S = cancer
+    w = np.random.default_rng(2).uniform(0.5, 2, len(y))
+    with pytest.raises(RuntimeError, match="metadata routing"):
+        ErasableLogisticRegression().set_partial_forget_request(sample_weight=True)
+    with config_context(enable_metadata_routing=True):
+        clf = ErasableLogisticRegression().set_fit_request(sample_weight=True)
+        clf.set_partial_forget_request(sample_weight=True)
+        assert clone(clf)._get_partial_forget_request() == {"sample_weight": True}
+        assert pickle.loads(pickle.dumps(clf))._get_partial_forget_request() == {
+            "sample_weight": True
+        }
+        scaler = StandardScaler().set_fit_request(sample_weight=True)
+        pipe = make_pipeline(scaler, clf).fit(X, y, sample_weight=w)
+        by_name = copy.deepcopy(pipe)
+        forget(pipe, X[S], y[S], sample_weight=w[S])
+        refit = clone(pipe).fit(X[~S], y[~S], sample_weight=w[~S])
+        assert_allclose(pipe[0].mean_, refit[0].mean_, rtol=1e-10)
+        assert pipe[-1].n_forgotten_ == S.sum()
+        # Not requested: refused, as scikit-learn's routers do.
+        plain = make_pipeline(
+            StandardScaler().set_fit_request(sample_weight=False),
+            ErasableLogisticRegression(),
+        ).fit(X, y)
+        with pytest.raises(ValueError, match="set_partial_forget_request"):
+            forget(plain, X[S], y[S], sample_weight=w[S])
+        assert plain[-1].n_forgotten_ == 0
+    # Without routing, the same weights given by step name: the same result.
+    forget(by_name, X[S], y[S], sample_weight=w[S], standardscaler__sample_weight=w[S])
+    assert_allclose(by_name[-1].coef_, pipe[-1].coef_)
+    multi = ErasableMultiOutputClassifier(ErasableLogisticRegression())
+    assert hasattr(multi, "set_partial_forget_request")
