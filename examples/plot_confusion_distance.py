@@ -122,11 +122,11 @@ model = models["fisher"]
 updated = copy.deepcopy(model).set_params(forget_scale=best_scale["fisher", 0.5])
 updated.partial_forget(X_train[S], y_train[S])
 report = erasure_report(
-    model,
     updated,
-    refit,
     X_train[S],
     y_train[S],
+    original=model,
+    refit=refit,
     X_remaining=X_train[~S],
     y_remaining=y_train[~S],
     X_test=X_test,

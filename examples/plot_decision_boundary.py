@@ -108,7 +108,9 @@ for ax, (name, S), title in zip(
         # The boundary as x2 = f(x1): w1 x1 + w2 x2 + b = 0 (w2 ≠ 0 here).
         ax.plot(x1, -(b + w1 * x1) / w2, label=label, **styles[label])
         if label not in ("original", "retrained"):
-            d = relative_parameter_distance(model, original, refits[name])
+            d = relative_parameter_distance(
+                model, original=original, refit=refits[name]
+            )
             print(f"    {label:26s} {d:.3f}")
     ax.scatter(*X[y == 0].T, s=14, color="tab:blue", label="class 0")
     ax.scatter(*X[y == 1].T, s=14, color="tab:orange", label="class 1")

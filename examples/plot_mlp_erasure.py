@@ -205,11 +205,11 @@ model.set_params(forget_scale=curve.best_forget_scale)
 S = y_train == 7
 updated = copy.deepcopy(model).partial_forget(X_train[S], y_train[S])
 report = erasure_report(
-    model,
     updated,
-    clone(model).fit(X_train[~S], y_train[~S]),
     X_train[S],
     y_train[S],
+    original=model,
+    refit=clone(model).fit(X_train[~S], y_train[~S]),
     X_remaining=X_train[~S],
     y_remaining=y_train[~S],
     X_test=X_test,
