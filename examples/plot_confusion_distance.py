@@ -110,7 +110,8 @@ ax.set(
 )
 ax.legend(fontsize=8)
 fig.tight_layout()
-out = Path(__file__).resolve().parent / "figures" / "confusion_distance.png"
+here = Path(__file__).parent if "__file__" in globals() else Path.cwd()
+out = here.resolve() / "figures" / "confusion_distance.png"
 out.parent.mkdir(exist_ok=True)
 fig.savefig(out, dpi=110)
 

@@ -123,7 +123,8 @@ axes[0].set_ylabel("x2")
 handles, labels = axes[0].get_legend_handles_labels()
 fig.legend(handles, labels, loc="lower center", ncol=5, fontsize=9)
 fig.tight_layout(rect=(0, 0.1, 1, 1))
-out = Path(__file__).resolve().parent / "figures" / "decision_boundary.png"
+here = Path(__file__).parent if "__file__" in globals() else Path.cwd()
+out = here.resolve() / "figures" / "decision_boundary.png"
 out.parent.mkdir(exist_ok=True)
 fig.savefig(out, dpi=110)
 print(f"saved {out.name} in {time.perf_counter() - start:.1f} s")

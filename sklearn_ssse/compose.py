@@ -32,7 +32,12 @@ rows updates it exactly, with only those rows:
   ``Binarizer``) pass through when nothing upstream changed.
 
 Any other fitted step is refused by name (:class:`UnsupportedStepError`):
-nothing is passed over silently. ``update_preprocessing=False`` leaves every
+nothing is passed over silently. This includes
+:class:`~sklearn.impute.SimpleImputer`: its ``strategy="mean"`` statistic is a sum
+over rows, but scikit-learn does not store the per-feature count of observed
+values it was divided by, and a changed imputed value would also change the
+remaining rows that had missing values, on which the final step was trained
+(other strategies are not sums at all). ``update_preprocessing=False`` leaves every
 preprocessing step as fitted (with a warning naming them: they still summarise the
 rows) and erases the rows from the final step only, in the coordinates it was
 trained in.
@@ -67,6 +72,7 @@ import warnings
 
 import numpy as np
 import scipy.sparse as sp
+from sklearn.impute import SimpleImputer
 from sklearn.model_selection._search import BaseSearchCV
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import (
@@ -365,6 +371,19 @@ def _update_step(name, step, X, sample_weight, relation):
                 "per-feature affine map, so the final step cannot be re-expressed"
             )
         return None, None
+    if isinstance(step, SimpleImputer):
+        reason = (
+            "SimpleImputer does not store how many values of each feature it saw, "
+            "so its mean cannot be updated from the removed rows alone"
+            if step.strategy == "mean"
+            else f"strategy={step.strategy!r} is not a sum over rows: it cannot be "
+            "updated without the remaining data"
+        )
+        raise UnsupportedStepError(
+            f"step {name!r} (SimpleImputer): {reason}; besides, a new imputed value "
+            "changes the remaining rows with missing values, which the final step "
+            "was trained on. Refit, or use update_preprocessing=False"
+        )
     raise UnsupportedStepError(
         f"step {name!r} ({type(step).__name__}) has fitted state that this library "
         "cannot update without the training data (supported: StandardScaler, "

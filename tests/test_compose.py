@@ -8,6 +8,7 @@ from numpy.testing import assert_allclose
 from sklearn.base import clone
 from sklearn.datasets import load_breast_cancer, load_iris
 from sklearn.decomposition import PCA
+from sklearn.impute import SimpleImputer
 from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import (
@@ -194,6 +195,9 @@ def test_unsupported_steps_refused_by_name(cancer):
     with pytest.raises(UnsupportedStepError, match="'pca'.*PCA"):
         forget(pipe, X[S], y[S])
     assert_allclose(pipe[0].mean_, snapshot[0].mean_)
+    imputed = make_pipeline(SimpleImputer(), ErasableLogisticRegression()).fit(X, y)
+    with pytest.raises(UnsupportedStepError, match="SimpleImputer.*how many"):
+        forget(imputed, X[S], y[S])
     with pytest.warns(PreprocessingNotErasedWarning, match="standardscaler"):
         forget(pipe, X[S], y[S], update_preprocessing=False)
     assert pipe[-1].n_forgotten_ == S.sum()
