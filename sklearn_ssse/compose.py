@@ -87,6 +87,8 @@ from sklearn.utils._metadata_requests import _routing_enabled, get_routing_for_o
 from sklearn.utils.validation import check_is_fitted
 
 from ._curvature import BlockDiagonalInverse
+from .base import erasure_lock
+from .exceptions import ErasureError
 
 __all__ = [
     "CompositionError",
@@ -99,7 +101,7 @@ __all__ = [
 ]
 
 
-class CompositionError(ValueError):
+class CompositionError(ErasureError):
     """A composed model cannot have these rows erased exactly; nothing was changed."""
 
 
@@ -251,6 +253,15 @@ def _forget_pipeline(pipe, X, y, sample_weight, update_preprocessing, params):
             f"the final step {final_name!r} ({type(final).__name__}) has no "
             "partial_forget"
         )
+    # Requests through one pipeline are serialised by its final step's lock.
+    with erasure_lock(final):
+        return _forget_pipeline_locked(
+            pipe, X, y, sample_weight, update_preprocessing, params
+        )
+
+
+def _forget_pipeline_locked(pipe, X, y, sample_weight, update_preprocessing, params):
+    final_name, final = pipe.steps[-1]
     step_params, final_params = _pipeline_params(pipe, sample_weight, params)
 
     Xs = X
@@ -290,7 +301,8 @@ def _forget_pipeline(pipe, X, y, sample_weight, update_preprocessing, params):
     # Everything was computed on copies: commit at once.
     for step, new_step in updated:
         step.__dict__.update(new_step.__dict__)
-    final.__dict__.update(new_final.__dict__)
+    publish = getattr(final, "_publish", final.__dict__.update)
+    publish(dict(new_final.__dict__))
     return pipe
 
 
@@ -591,8 +603,16 @@ def _reexpress_linear(model, a, c):
     Per output row, ``T = [[diag(a), 0], [uᵀ, 1]]`` with ``u = c / κ`` (``κ`` the
     intercept scaling of the flat intercept coordinate): the decision function on
     raw rows is unchanged. Data terms transform as ``g ← T⁻ᵀ g`` and
-    ``K ← T⁻ᵀ K T⁻¹``; the penalty stays ``½ θᵀPθ`` in the new coordinates.
+    ``K ← T⁻ᵀ K T⁻¹``; the penalty stays ``½ θᵀPθ`` in the new coordinates. The
+    new state and coefficients are published at once.
     """
+    state = model._erasure_state()
+    inverse = state.curvature
+    if not isinstance(inverse, BlockDiagonalInverse):
+        raise UnsupportedStepError(
+            f"the stored curvature ({type(inverse).__name__}) cannot be re-expressed "
+            "in new coordinates (implemented for BlockDiagonalInverse)"
+        )
     maths = model._erasure_maths()
     m, width, n_out = maths.n_features, maths.width, maths.n_outputs
     kappa = maths.intercept_scaling
@@ -601,15 +621,16 @@ def _reexpress_linear(model, a, c):
     dtype = model.coef_.dtype
 
     def T(theta):
-        Th = theta.reshape(n_out, width).astype(np.float64)
+        Th = np.asarray(theta, dtype=np.float64).reshape(n_out, width)
         out = Th.copy()
         out[:, :m] = Th[:, :m] * a
         if has_b:
             out[:, m] = Th[:, m] + Th[:, :m] @ u
-        return out.reshape(theta.shape)
+        return out.ravel()
 
     def T_inv_T(g):  # T⁻ᵀ g on the last axis
-        G = g.reshape(*g.shape[:-1], n_out, width).astype(np.float64)
+        g = np.asarray(g, dtype=np.float64)
+        G = g.reshape(*g.shape[:-1], n_out, width)
         out = G.copy()
         if has_b:
             out[..., :m] = (G[..., :m] - G[..., m : m + 1] * u) / a
@@ -621,42 +642,67 @@ def _reexpress_linear(model, a, c):
     P = penalty_strength * np.asarray(penalized, float)
     theta = model._get_flat_params().astype(np.float64)
     theta_new = T(theta)
-    residual = T_inv_T(model.residual_gradient_ - P * theta) + P * theta_new
+    residual = T_inv_T(state.residual_gradient - P * theta) + P * theta_new
 
-    # The curvature: M_new⁻¹ = T_b (M_old + T_bᵀ Λ T_b − Λ)⁻¹ T_bᵀ per block.
-    Lam = np.asarray(model.damping_diagonal_, float)
-    T_full_diag = np.ones(maths.n_params)
-    T_full_diag.reshape(n_out, width)[:, :m] = a
-    inverse = model.curvature_inverse_
+    # The curvature: M_new⁻¹ = T_b (M_old + T_bᵀ Λ T_b − Λ)⁻¹ T_bᵀ per block, and
+    # the diagonal of its data term, diag(T⁻ᵀ D T⁻¹).
+    Lam = np.asarray(state.prior, float)
+    old_diagonal = state.data_diagonal
+    new_diagonal = None if old_diagonal is None else np.array(old_diagonal, float)
+    scale = np.ones(maths.n_params)
+    scale.reshape(n_out, width)[:, :m] = a
     blocks = []
     for (start, stop), inv in zip(inverse.bounds, inverse.inverses):
         size = stop - start
-        Tb = np.diag(T_full_diag[start:stop])
+        Tb = np.diag(scale[start:stop])
+        couplings = []  # (intercept index, coef indices, their u) inside the block
         if has_b:
             for r in range(n_out):
                 b_idx = r * width + m
-                if not start <= b_idx < stop:
-                    continue
-                lo = max(start, r * width)
-                Tb[b_idx - start, lo - start : r * width + m - start] = u[
-                    lo - r * width :
-                ]
+                if start <= b_idx < stop:
+                    lo = max(start, r * width)
+                    coupled = np.arange(lo, b_idx)
+                    couplings.append((b_idx, coupled, u[coupled - r * width]))
+                    Tb[b_idx - start, coupled - start] = u[coupled - r * width]
         lam = Lam[start:stop]
         delta = Tb.T @ (lam[:, None] * Tb)
         delta[np.diag_indices(size)] -= lam
-        inv64 = inv.astype(np.float64)
+        inv64 = np.asarray(inv, dtype=np.float64)
         core = np.linalg.solve(np.eye(size) + inv64 @ delta, inv64)
         new_inv = Tb @ core @ Tb.T
         blocks.append(((new_inv + new_inv.T) / 2).astype(inv.dtype))
+        if new_diagonal is not None:
+            w_idx = np.flatnonzero(scale[start:stop] != 1) + start
+            new_diagonal[start:stop][scale[start:stop] != 1] = (
+                old_diagonal[w_idx] / a[(w_idx % width)] ** 2
+            )
+            if couplings:
+                columns = np.linalg.solve(
+                    inv64, np.eye(size)[:, [b - start for b, _, _ in couplings]]
+                )  # columns of M_old at the intercepts (off-diagonal: data only)
+                for k, (b_idx, coupled, uk) in enumerate(couplings):
+                    D_jb = columns[coupled - start, k]
+                    j_in_row = coupled % width
+                    new_diagonal[coupled] = (
+                        old_diagonal[coupled]
+                        - 2 * uk * D_jb
+                        + uk**2 * old_diagonal[b_idx]
+                    ) / a[j_in_row] ** 2
 
-    attributes = model._flat_params_attributes(theta_new.astype(dtype))
-    attributes.update(
-        curvature_inverse_=BlockDiagonalInverse(inverse.bounds, blocks),
-        curvature_point_=T(model.curvature_point_).astype(dtype),
-        residual_gradient_=residual.astype(model.residual_gradient_.dtype),
+    # Rows in the new coordinates are bounded by (old bound + ‖c‖) / min(a).
+    from .base import _power_of_two_above
+
+    bound = _power_of_two_above((state.row_norm_bound + np.linalg.norm(c)) / a.min())
+    sums = state.class_gradient_sums
+    new_state = state.replace(
+        curvature=BlockDiagonalInverse(inverse.bounds, blocks),
+        point=T(state.point).astype(state.point.dtype),
+        residual_gradient=residual.astype(state.residual_gradient.dtype),
+        class_gradient_sums=None if sums is None else T_inv_T(sums).astype(sums.dtype),
+        data_diagonal=(None if new_diagonal is None else np.maximum(new_diagonal, 0.0)),
+        row_norm_bound=bound,
+        coefficients=theta_new.astype(state.coefficients.dtype),
     )
-    if model.class_gradient_sums_ is not None:
-        sums = model.class_gradient_sums_
-        attributes["class_gradient_sums_"] = T_inv_T(sums).astype(sums.dtype)
-    for key, value in attributes.items():
-        setattr(model, key, value)
+    attributes = model._flat_params_attributes(theta_new.astype(dtype))
+    attributes["erasure_state_"] = new_state
+    model._publish(attributes)

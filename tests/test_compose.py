@@ -131,6 +131,12 @@ def test_reexpression_is_exact(cancer):
         atol=1e-8 * np.abs(direct.curvature_inverse_.to_dense()).max(),
     )
     assert_allclose(moved.residual_gradient_, direct.residual_gradient_, atol=1e-10)
+    assert_allclose(
+        moved.erasure_state_.data_diagonal,
+        direct.erasure_state_.data_diagonal,
+        rtol=1e-6,
+    )
+    assert moved.erasure_state_.row_norm_bound >= direct.erasure_state_.row_norm_bound
 
 
 def test_multiclass_and_multioutput(cancer):
