@@ -24,6 +24,7 @@ snapshot of the ``__dict__`` (:meth:`ErasableMixin._snapshot`), so a reader sees
 model before a request or after it, never a mix of the two.
 """
 
+import inspect
 import threading
 import warnings
 import weakref
@@ -33,7 +34,6 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.base import _fit_context
 from sklearn.utils._metadata_requests import _routing_enabled
-from sklearn.utils.metadata_routing import UNCHANGED
 from sklearn.utils.validation import (
     _check_sample_weight,
     check_is_fitted,
@@ -126,12 +126,13 @@ class PartialForgetRequestMixin:
     ``sklearn.set_config(enable_metadata_routing=True)``,
     ``est.set_partial_forget_request(sample_weight=True)`` asks
     :func:`sklearn_ssse.compose.forget` (which routes through pipelines and
-    searches) to pass ``sample_weight`` on; ``False`` refuses it, a string
-    aliases it, ``None`` (the default) raises if it is given. The request
+    searches) to pass ``sample_weight`` on (likewise ``ledger``); ``False``
+    refuses it, a string aliases it, ``None`` (the default) raises if it is
+    given. The request
     survives :func:`~sklearn.base.clone` and pickling.
     """
 
-    def set_partial_forget_request(self, *, sample_weight=UNCHANGED):
+    def set_partial_forget_request(self, **requests):
         """Request metadata passed to the ``partial_forget`` method.
 
         Only relevant with ``enable_metadata_routing=True`` (see
@@ -140,8 +141,11 @@ class PartialForgetRequestMixin:
 
         Parameters
         ----------
-        sample_weight : str, True, False, or None, default=UNCHANGED
-            Metadata routing for ``sample_weight`` in ``partial_forget``.
+        **requests : str, True, False, or None
+            One entry per metadata of ``partial_forget`` (``sample_weight``, and
+            ``ledger`` where the method takes one): ``True`` routes it, ``False``
+            does not, ``None`` raises if it is given, a string routes the
+            metadata of that name to it. Omitted ones stay as they are.
 
         Returns
         -------
@@ -154,21 +158,34 @@ class PartialForgetRequestMixin:
                 " You can enable it using"
                 " sklearn.set_config(enable_metadata_routing=True)."
             )
-        if sample_weight is not UNCHANGED:
-            valid = sample_weight in (True, False, None)
-            if not (valid or isinstance(sample_weight, str)):
+        current = dict(self._get_partial_forget_request())
+        unexpected = set(requests) - set(current)
+        if unexpected:
+            raise TypeError(
+                f"Unexpected args: {unexpected} in partial_forget. Accepted "
+                f"arguments are: {set(current)}"
+            )
+        for name, value in requests.items():
+            if not (value in (True, False, None) or isinstance(value, str)):
                 raise ValueError(
-                    "sample_weight must be True, False, None or a string alias; "
-                    f"got {sample_weight!r}"
+                    f"{name} must be True, False, None or a string alias; got {value!r}"
                 )
-            requests = dict(self._get_partial_forget_request())
-            requests["sample_weight"] = sample_weight
-            self._partial_forget_request = requests
+            current[name] = value
+        self._partial_forget_request = current
         return self
 
     def _get_partial_forget_request(self):
         """``{param: True | False | None | alias}`` for ``partial_forget``."""
-        return getattr(self, "_partial_forget_request", {"sample_weight": None})
+        stored = getattr(self, "_partial_forget_request", None)
+        if stored is not None:
+            return stored
+        signature = inspect.signature(type(self).partial_forget)
+        return {
+            name: None
+            for name, param in signature.parameters.items()
+            if name not in ("self", "X", "y", "Y")
+            and param.kind not in (param.VAR_POSITIONAL, param.VAR_KEYWORD)
+        }
 
     def __sklearn_clone__(self):
         new = super().__sklearn_clone__()

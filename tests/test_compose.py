@@ -269,10 +269,11 @@ def test_metadata_routing(cancer):
     with config_context(enable_metadata_routing=True):
         clf = ErasableLogisticRegression().set_fit_request(sample_weight=True)
         clf.set_partial_forget_request(sample_weight=True)
-        assert clone(clf)._get_partial_forget_request() == {"sample_weight": True}
-        assert pickle.loads(pickle.dumps(clf))._get_partial_forget_request() == {
-            "sample_weight": True
-        }
+        expected = {"sample_weight": True, "ledger": None}
+        assert clone(clf)._get_partial_forget_request() == expected
+        assert pickle.loads(pickle.dumps(clf))._get_partial_forget_request() == expected
+        with pytest.raises(TypeError, match="Unexpected"):
+            clf.set_partial_forget_request(weights=True)
         scaler = StandardScaler().set_fit_request(sample_weight=True)
         pipe = make_pipeline(scaler, clf).fit(X, y, sample_weight=w)
         by_name = copy.deepcopy(pipe)
