@@ -17,8 +17,8 @@ relative error of the scaler's ``mean_``/``scale_`` (``MinMaxScaler``:
 ``scale_``) against the refit's; and the refit's time over ``forget``'s, measured
 in the same run. Mean over seeds.
 
-Run ``python benchmarks/bench_pipeline.py`` (a few minutes); writes
-``benchmarks/results/pipeline.md``.
+Run ``python benchmarks/bench_pipeline.py`` (about ten minutes on a loaded 2-core
+machine); writes ``benchmarks/results/pipeline.md``.
 """
 
 import copy
@@ -41,12 +41,12 @@ from sklearn_ssse import ErasableLogisticRegression
 from sklearn_ssse.compose import forget
 
 RESULTS = Path(__file__).parent / "results" / "pipeline.md"
-SEEDS = (0, 1, 2)
+SEEDS = (0, 1)
 
 
 def synthetic():
     X, y = make_classification(
-        20000, 200, n_informative=40, random_state=0, class_sep=0.7
+        10000, 100, n_informative=30, random_state=0, class_sep=0.7
     )
     scales = np.logspace(-2, 2, X.shape[1])
     return X * scales + 5 * scales, y
@@ -55,7 +55,7 @@ def synthetic():
 DATASETS = {
     "breast_cancer (binary, 30 features)": lambda: load_breast_cancer(return_X_y=True),
     "digits (10 classes, 64 features)": lambda: load_digits(return_X_y=True),
-    "synthetic (binary, n=20000, 200 raw-scale features)": synthetic,
+    "synthetic (binary, n=10000, 100 raw-scale features)": synthetic,
 }
 
 
@@ -105,7 +105,7 @@ def timed(function):
 def run_one(X, y, scaler, rows):
     pipe = make_pipeline(
         clone(scaler),
-        ErasableLogisticRegression(curvature="hessian", tol=1e-10, max_iter=10000),
+        ErasableLogisticRegression(curvature="hessian", tol=1e-8, max_iter=10000),
     ).fit(X, y)
     keep = np.setdiff1d(np.arange(len(y)), rows)
     refit, refit_time = timed(lambda: clone(pipe).fit(X[keep], y[keep]))
@@ -176,7 +176,7 @@ def main():
         f"scikit-learn {sklearn.__version__}, numpy {np.__version__}, Python "
         f"{platform.python_version()}; `python benchmarks/bench_pipeline.py`, "
         f"{elapsed:.0f} s in all. Pipeline: `make_pipeline(scaler, "
-        "ErasableLogisticRegression(curvature='hessian', tol=1e-10, max_iter=10000))` "
+        "ErasableLogisticRegression(curvature='hessian', tol=1e-8, max_iter=10000))` "
         "(converged, so that the refit is the optimum, not solver noise) on raw "
         f"features; mean of {len(SEEDS)} seeds. Distance: relative distance of the "
         "pipeline's parameters as a function of the raw features to the refit of the "

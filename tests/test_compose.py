@@ -294,3 +294,14 @@ def test_metadata_routing(cancer):
     assert_allclose(by_name[-1].coef_, pipe[-1].coef_)
     multi = ErasableMultiOutputClassifier(ErasableLogisticRegression())
     assert hasattr(multi, "set_partial_forget_request")
+
+
+def test_raw_rows_given_to_the_final_step_are_refused(cancer):
+    """The README's old recipe with raw rows: caught by the row-norm bound."""
+    from sklearn_ssse.exceptions import InvalidRequestError
+
+    X, y, S = cancer
+    pipe = _pipe(StandardScaler()).fit(X, y)
+    with pytest.raises(InvalidRequestError):
+        pipe[-1].partial_forget(X[S], y[S])
+    assert pipe[-1].n_forgotten_ == 0
