@@ -55,9 +55,10 @@ the rows as the new pipeline sees them: it approximates the refit of the whole
 pipeline, with the same approximation as for a bare model. With ``block_size`` an
 int, the coupling of an intercept to the coefficients of other blocks is dropped
 (the block-diagonal approximation itself). Re-expression is implemented for
-:class:`~sklearn_ssse.ErasableLogisticRegression` and
-:class:`~sklearn_ssse.ErasableMultiOutputClassifier` of them; other final steps
-are refused by name when the preprocessing changed.
+:class:`~sklearn_ssse.ErasableLogisticRegression`,
+:class:`~sklearn_ssse.ErasableMLPClassifier` (its first layer is the linear map that
+sees the inputs) and :class:`~sklearn_ssse.ErasableMultiOutputClassifier` of them;
+other final steps are refused by name when the preprocessing changed.
 
 **Rows given in the wrong space.** Rows passed to :func:`forget` must be raw. What
 can be detected is refused (:class:`NotTrainingRowsError`): a row outside a
@@ -577,34 +578,69 @@ def _reexpress(name, model, a, c):
     """Re-express a fitted erasable model for inputs ``z_new = (z_old − c) / a``."""
     from .linear_model import ErasableLogisticRegression
     from .multioutput import ErasableMultiOutputClassifier
+    from .neural_network import ErasableMLPClassifier
 
     if isinstance(model, ErasableMultiOutputClassifier):
         for est in model.estimators_:
             _reexpress(name, est, a, c)
         return
-    if not isinstance(model, ErasableLogisticRegression):
-        raise UnsupportedStepError(
-            f"the final step {name!r} ({type(model).__name__}) cannot be re-expressed "
-            "in the coordinates of the updated preprocessing (implemented for "
-            "ErasableLogisticRegression and ErasableMultiOutputClassifier of it); use "
-            "update_preprocessing=False"
-        )
-    if not model.fit_intercept and np.any(c != 0):
-        raise UnsupportedStepError(
-            f"the final step {name!r} has fit_intercept=False, so it cannot follow "
-            "a change of the centring of its inputs"
-        )
-    _reexpress_linear(model, a, c)
+    if isinstance(model, ErasableLogisticRegression):
+        if not model.fit_intercept and np.any(c != 0):
+            raise UnsupportedStepError(
+                f"the final step {name!r} has fit_intercept=False, so it cannot "
+                "follow a change of the centring of its inputs"
+            )
+        _reexpress_state(model, a, c, *_logistic_input_map(model, a, c))
+        return
+    if isinstance(model, ErasableMLPClassifier):
+        _reexpress_state(model, a, c, *_mlp_input_map(model, a, c))
+        return
+    raise UnsupportedStepError(
+        f"the final step {name!r} ({type(model).__name__}) cannot be re-expressed "
+        "in the coordinates of the updated preprocessing (implemented for "
+        "ErasableLogisticRegression, ErasableMLPClassifier and "
+        "ErasableMultiOutputClassifier of them); use update_preprocessing=False"
+    )
 
 
-def _reexpress_linear(model, a, c):
-    """Change of variables ``θ_new = T θ`` of a linear model and its erasure state.
+def _logistic_input_map(model, a, c):
+    """``T`` of a linear model: coefficients scaled, intercepts coupled to them."""
+    maths = model._erasure_maths()
+    m, width, n_out = maths.n_features, maths.width, maths.n_outputs
+    scale = np.ones(maths.n_params)
+    scale.reshape(n_out, width)[:, :m] = a
+    if not maths.fit_intercept:
+        empty = np.zeros((0, m), dtype=int)
+        return scale, np.zeros(0, dtype=int), empty, empty.astype(float)
+    rows = np.arange(n_out)[:, None] * width
+    coupled = rows + np.arange(m)
+    u = np.tile(c / maths.intercept_scaling, (n_out, 1))
+    return scale, rows[:, 0] + m, coupled, u
 
-    Per output row, ``T = [[diag(a), 0], [uᵀ, 1]]`` with ``u = c / κ`` (``κ`` the
-    intercept scaling of the flat intercept coordinate): the decision function on
-    raw rows is unchanged. Data terms transform as ``g ← T⁻ᵀ g`` and
-    ``K ← T⁻ᵀ K T⁻¹``; the penalty stays ``½ θᵀPθ`` in the new coordinates. The
-    new state and coefficients are published at once.
+
+def _mlp_input_map(model, a, c):
+    """``T`` of a network: only the first layer sees the inputs."""
+    maths = model._erasure_maths()
+    m, h = model.coefs_[0].shape
+    scale = np.ones(maths.n_params)
+    scale[: m * h] = np.repeat(a, h)  # W₁ is (m, h), flattened row by row
+    coupled = np.arange(m)[None, :] * h + np.arange(h)[:, None]  # unit k's weights
+    return scale, m * h + np.arange(h), coupled, np.tile(c, (h, 1))
+
+
+def _reexpress_state(model, a, c, scale, intercepts, coupled, u):
+    """Change of variables ``θ_new = T θ`` of a model and its erasure state.
+
+    ``T`` scales each coordinate by ``scale`` and adds ``u[k] · θ[coupled[k]]`` to
+    the intercept ``θ[intercepts[k]]``: for inputs ``z_old = a ⊙ z_new + c`` the
+    model's function of the raw rows is unchanged. Data terms transform as
+    ``g ← T⁻ᵀ g`` and ``K ← T⁻ᵀ K T⁻¹``; the penalty and the damping stay
+    diagonal in the new coordinates, as a fit there would make them. The new
+    state and parameters are published at once.
+
+    Erasing first (in the old coordinates) and re-expressing after, with one
+    Newton correction for the penalty's change, gives the same parameters: the
+    state's bookkeeping is linear, so the order does not matter (measured).
     """
     state = model._erasure_state()
     inverse = state.curvature
@@ -613,57 +649,50 @@ def _reexpress_linear(model, a, c):
             f"the stored curvature ({type(inverse).__name__}) cannot be re-expressed "
             "in new coordinates (implemented for BlockDiagonalInverse)"
         )
-    maths = model._erasure_maths()
-    m, width, n_out = maths.n_features, maths.width, maths.n_outputs
-    kappa = maths.intercept_scaling
-    has_b = maths.fit_intercept
-    u = c / kappa
-    dtype = model.coef_.dtype
+    n_params = scale.size
+    # Each coupled coordinate belongs to one intercept: its owner and its u.
+    owner = np.full(n_params, -1)
+    owner[coupled.ravel()] = np.repeat(intercepts, coupled.shape[1])
+    weight = np.zeros(n_params)
+    weight[coupled.ravel()] = u.ravel()
+    linked = owner >= 0
 
     def T(theta):
-        Th = np.asarray(theta, dtype=np.float64).reshape(n_out, width)
-        out = Th.copy()
-        out[:, :m] = Th[:, :m] * a
-        if has_b:
-            out[:, m] = Th[:, m] + Th[:, :m] @ u
-        return out.ravel()
+        theta = np.asarray(theta, dtype=np.float64)
+        out = theta * scale
+        np.add.at(out, owner[linked], weight[linked] * theta[linked])
+        return out
 
     def T_inv_T(g):  # T⁻ᵀ g on the last axis
         g = np.asarray(g, dtype=np.float64)
-        G = g.reshape(*g.shape[:-1], n_out, width)
-        out = G.copy()
-        if has_b:
-            out[..., :m] = (G[..., :m] - G[..., m : m + 1] * u) / a
-        else:
-            out[..., :m] = G[..., :m] / a
-        return out.reshape(g.shape)
+        out = g / scale
+        out[..., linked] -= weight[linked] / scale[linked] * g[..., owner[linked]]
+        return out
 
     _, penalty_strength, penalized = model._objective_scaling()
     P = penalty_strength * np.asarray(penalized, float)
-    theta = model._get_flat_params().astype(np.float64)
+    flat = model._get_flat_params()
+    theta = flat.astype(np.float64)
     theta_new = T(theta)
     residual = T_inv_T(state.residual_gradient - P * theta) + P * theta_new
 
-    # The curvature: M_new⁻¹ = T_b (M_old + T_bᵀ Λ T_b − Λ)⁻¹ T_bᵀ per block, and
+    # The curvature: M_new⁻¹ = T_b (M_old + T_bᵀ Λ T_b − Λ)⁻¹ T_bᵀ per block
+    # (couplings across blocks dropped: the block-diagonal approximation), and
     # the diagonal of its data term, diag(T⁻ᵀ D T⁻¹).
     Lam = np.asarray(state.prior, float)
     old_diagonal = state.data_diagonal
-    new_diagonal = None if old_diagonal is None else np.array(old_diagonal, float)
-    scale = np.ones(maths.n_params)
-    scale.reshape(n_out, width)[:, :m] = a
+    new_diagonal = None
+    if old_diagonal is not None:
+        new_diagonal = np.asarray(old_diagonal, float) / scale**2
     blocks = []
     for (start, stop), inv in zip(inverse.bounds, inverse.inverses):
         size = stop - start
+        local = np.arange(start, stop)
+        inside = linked[start:stop] & (owner[start:stop] >= start)
+        inside &= owner[start:stop] < stop
+        j, b = local[inside], owner[start:stop][inside]
         Tb = np.diag(scale[start:stop])
-        couplings = []  # (intercept index, coef indices, their u) inside the block
-        if has_b:
-            for r in range(n_out):
-                b_idx = r * width + m
-                if start <= b_idx < stop:
-                    lo = max(start, r * width)
-                    coupled = np.arange(lo, b_idx)
-                    couplings.append((b_idx, coupled, u[coupled - r * width]))
-                    Tb[b_idx - start, coupled - start] = u[coupled - r * width]
+        Tb[b - start, j - start] = weight[j]
         lam = Lam[start:stop]
         delta = Tb.T @ (lam[:, None] * Tb)
         delta[np.diag_indices(size)] -= lam
@@ -671,23 +700,15 @@ def _reexpress_linear(model, a, c):
         core = np.linalg.solve(np.eye(size) + inv64 @ delta, inv64)
         new_inv = Tb @ core @ Tb.T
         blocks.append(((new_inv + new_inv.T) / 2).astype(inv.dtype))
-        if new_diagonal is not None:
-            w_idx = np.flatnonzero(scale[start:stop] != 1) + start
-            new_diagonal[start:stop][scale[start:stop] != 1] = (
-                old_diagonal[w_idx] / a[(w_idx % width)] ** 2
-            )
-            if couplings:
-                columns = np.linalg.solve(
-                    inv64, np.eye(size)[:, [b - start for b, _, _ in couplings]]
-                )  # columns of M_old at the intercepts (off-diagonal: data only)
-                for k, (b_idx, coupled, uk) in enumerate(couplings):
-                    D_jb = columns[coupled - start, k]
-                    j_in_row = coupled % width
-                    new_diagonal[coupled] = (
-                        old_diagonal[coupled]
-                        - 2 * uk * D_jb
-                        + uk**2 * old_diagonal[b_idx]
-                    ) / a[j_in_row] ** 2
+        if new_diagonal is not None and j.size:
+            heads = np.unique(b)
+            columns = np.linalg.solve(inv64, np.eye(size)[:, heads - start])
+            # M_old[j, owner(j)]: off the diagonal, so data term only.
+            D_jb = columns[j - start, np.searchsorted(heads, b)]
+            w = weight[j]
+            new_diagonal[j] = (
+                old_diagonal[j] - 2 * w * D_jb + w**2 * old_diagonal[b]
+            ) / scale[j] ** 2
 
     # Rows in the new coordinates are bounded by (old bound + ‖c‖) / min(a).
     from .base import _power_of_two_above
@@ -703,6 +724,6 @@ def _reexpress_linear(model, a, c):
         row_norm_bound=bound,
         coefficients=theta_new.astype(state.coefficients.dtype),
     )
-    attributes = model._flat_params_attributes(theta_new.astype(dtype))
+    attributes = model._flat_params_attributes(theta_new.astype(flat.dtype))
     attributes["erasure_state_"] = new_state
     model._publish(attributes)

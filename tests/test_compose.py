@@ -18,14 +18,18 @@ from sklearn.preprocessing import (
     StandardScaler,
 )
 
-from sklearn_ssse import ErasableLogisticRegression, ErasableMultiOutputClassifier
+from sklearn_ssse import (
+    ErasableLogisticRegression,
+    ErasableMLPClassifier,
+    ErasableMultiOutputClassifier,
+)
 from sklearn_ssse.compose import (
     ExtremeValueError,
     NotTrainingRowsError,
     PreprocessingNotErasedWarning,
     StaleSearchWarning,
     UnsupportedStepError,
-    _reexpress_linear,
+    _reexpress,
     forget,
 )
 
@@ -110,18 +114,24 @@ def test_standard_scaler_sample_weight(cancer):
     assert_allclose(pipe[0].var_, refit[0].var_, rtol=1e-8)
 
 
-def test_reexpression_is_exact(cancer):
+@pytest.mark.parametrize("family", ["logistic", "mlp"])
+def test_reexpression_is_exact(cancer, family):
     """The re-expressed state is the one built directly in the new coordinates."""
     X, y, _ = cancer
     Z = StandardScaler().fit_transform(X)
-    clf = ErasableLogisticRegression(curvature="hessian").fit(Z, y)
+    if family == "logistic":
+        clf = ErasableLogisticRegression(curvature="hessian").fit(Z, y)
+    else:
+        clf = ErasableMLPClassifier(
+            hidden_layer_sizes=(4,), solver="lbfgs", max_iter=50, random_state=0
+        ).fit(Z, y)
     rng = np.random.default_rng(0)
     a = 1 + 0.05 * rng.standard_normal(Z.shape[1])
     c = 0.1 * rng.standard_normal(Z.shape[1])
     Z_new = (Z - c) / a
     moved = copy.deepcopy(clf)
-    _reexpress_linear(moved, a, c)
-    assert_allclose(moved.decision_function(Z_new), clf.decision_function(Z))
+    _reexpress("clf", moved, a, c)
+    assert_allclose(moved.predict_proba(Z_new), clf.predict_proba(Z), rtol=1e-10)
     direct = copy.deepcopy(moved)
     direct._fit_erasure_state(Z_new, y, np.ones(len(y)))
     assert_allclose(
@@ -305,3 +315,19 @@ def test_raw_rows_given_to_the_final_step_are_refused(cancer):
     with pytest.raises(InvalidRequestError):
         pipe[-1].partial_forget(X[S], y[S])
     assert pipe[-1].n_forgotten_ == 0
+
+
+def test_mlp_pipeline(cancer):
+    X, y, S = cancer
+    pipe = make_pipeline(
+        StandardScaler(),
+        ErasableMLPClassifier(
+            hidden_layer_sizes=(4,), solver="lbfgs", max_iter=200, random_state=0
+        ),
+    ).fit(X, y)
+    before = pipe.predict_proba(X)
+    forget(pipe, X[S], y[S])
+    refit = clone(pipe).fit(X[~S], y[~S])
+    assert_allclose(pipe[0].mean_, refit[0].mean_, rtol=1e-10)
+    assert pipe[-1].n_forgotten_ == S.sum()
+    assert np.abs(pipe.predict_proba(X) - before).max() > 0
