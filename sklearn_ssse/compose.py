@@ -72,6 +72,7 @@ import copy
 import warnings
 
 import numpy as np
+import scipy.linalg
 import scipy.sparse as sp
 from sklearn.impute import SimpleImputer
 from sklearn.model_selection._search import BaseSearchCV
@@ -691,20 +692,37 @@ def _reexpress_state(model, a, c, scale, intercepts, coupled, u):
         inside = linked[start:stop] & (owner[start:stop] >= start)
         inside &= owner[start:stop] < stop
         j, b = local[inside], owner[start:stop][inside]
-        Tb = np.diag(scale[start:stop])
-        Tb[b - start, j - start] = weight[j]
+        # T_b = S + B Vᵀ: S diagonal, B picks the K intercepts, V (size × K) holds
+        # each intercept's couplings; everything below is O(size² K) but the solve.
+        heads, k_of = np.unique(b, return_inverse=True)
+        K = heads.size
+        s_b = scale[start:stop]
+        V = np.zeros((size, K))
+        V[j - start, k_of] = weight[j]
         lam = Lam[start:stop]
-        delta = Tb.T @ (lam[:, None] * Tb)
-        delta[np.diag_indices(size)] -= lam
+        lam_K = lam[heads - start]
+        # Δ = T_bᵀ Λ T_b − Λ = diag(λ(s² − 1)) + W C Wᵀ with W = [B V].
+        W = np.zeros((size, 2 * K))
+        W[heads - start, np.arange(K)] = 1.0
+        W[:, K:] = V
+        Cw = np.zeros((2 * K, 2 * K))
+        Cw[:K, K:] = Cw[K:, :K] = Cw[K:, K:] = np.diag(lam_K)
         inv64 = np.asarray(inv, dtype=np.float64)
-        core = np.linalg.solve(np.eye(size) + inv64 @ delta, inv64)
-        new_inv = Tb @ core @ Tb.T
+        system = inv64 * (lam * (s_b**2 - 1))[None, :] + (inv64 @ W) @ Cw @ W.T
+        system[np.diag_indices(size)] += 1.0
+        core = np.linalg.solve(system, inv64)  # (M_old + Δ)⁻¹
+        core = s_b[:, None] * core + W[:, :K] @ (V.T @ core)  # T_b core
+        new_inv = core * s_b[None, :] + (core @ V) @ W[:, :K].T  # (…) T_bᵀ
         blocks.append(((new_inv + new_inv.T) / 2).astype(inv.dtype))
         if new_diagonal is not None and j.size:
-            heads = np.unique(b)
-            columns = np.linalg.solve(inv64, np.eye(size)[:, heads - start])
+            unit = np.zeros((size, K))
+            unit[heads - start, np.arange(K)] = 1.0
+            try:
+                columns = scipy.linalg.solve(inv64, unit, assume_a="pos")
+            except np.linalg.LinAlgError:
+                columns = np.linalg.solve(inv64, unit)
             # M_old[j, owner(j)]: off the diagonal, so data term only.
-            D_jb = columns[j - start, np.searchsorted(heads, b)]
+            D_jb = columns[j - start, k_of]
             w = weight[j]
             new_diagonal[j] = (
                 old_diagonal[j] - 2 * w * D_jb + w**2 * old_diagonal[b]
