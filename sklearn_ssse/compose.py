@@ -28,6 +28,11 @@ rows updates it exactly, with only those rows:
   :class:`~sklearn.preprocessing.MaxAbsScaler` when no removed row attains a
   feature's minimum or maximum (otherwise the new extreme is unknown without the
   data: refused with :class:`ExtremeValueError`);
+- :class:`ErasableSimpleImputer` (a ``SimpleImputer`` that also counts the values
+  it saw), ``strategy="mean"``: its means are updated exactly; when remaining
+  training rows had missing values in a feature whose mean changed, the steps
+  after it were trained on the old imputed value, which is warned about
+  (:class:`ImputedRowsChangedWarning`);
 - stateless steps (``"passthrough"``, ``FunctionTransformer``, ``Normalizer``,
   ``Binarizer``) pass through when nothing upstream changed.
 
@@ -94,7 +99,9 @@ from .exceptions import ErasureError
 
 __all__ = [
     "CompositionError",
+    "ErasableSimpleImputer",
     "ExtremeValueError",
+    "ImputedRowsChangedWarning",
     "NotTrainingRowsError",
     "PreprocessingNotErasedWarning",
     "StaleSearchWarning",
@@ -125,6 +132,62 @@ class StaleSearchWarning(UserWarning):
 
 class PreprocessingNotErasedWarning(UserWarning):
     """Fitted preprocessing left as it was, still summarising the forgotten rows."""
+
+
+class ImputedRowsChangedWarning(UserWarning):
+    """A new imputed mean changes remaining rows that had missing values."""
+
+
+class ErasableSimpleImputer(SimpleImputer):
+    """:class:`~sklearn.impute.SimpleImputer` that also counts what it saw.
+
+    The same parameters, fit and transform; ``fit`` additionally stores
+    ``n_observed_`` (per feature, the number of values that were not missing) and
+    ``n_samples_seen_``, which :func:`forget` needs to update a
+    ``strategy="mean"`` statistic exactly (scikit-learn's imputer does not keep
+    them). Dense input only.
+
+    Attributes
+    ----------
+    n_observed_ : ndarray of shape (n_features_in_,)
+        Values seen per feature, missing ones excluded.
+    n_samples_seen_ : int
+        Rows seen.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_ssse.compose import ErasableSimpleImputer
+    >>> imp = ErasableSimpleImputer().fit([[1.0, np.nan], [3.0, 4.0]])
+    >>> imp.n_observed_.tolist(), imp.n_samples_seen_
+    ([2, 1], 2)
+    """
+
+    def fit(self, X, y=None):
+        """Fit as :class:`~sklearn.impute.SimpleImputer`, then count.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Input data.
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        self : object
+            Fitted imputer.
+        """
+        super().fit(X, y)
+        from sklearn.impute._base import _get_mask
+
+        if sp.issparse(X):
+            raise TypeError("ErasableSimpleImputer takes dense input only")
+        X = np.asarray(X)
+        observed = ~_get_mask(X, self.missing_values)
+        self.n_observed_ = observed.sum(axis=0)
+        self.n_samples_seen_ = X.shape[0]
+        return self
 
 
 def forget(estimator, X, y, *, sample_weight=None, update_preprocessing=True, **params):
@@ -292,12 +355,9 @@ def _forget_pipeline_locked(pipe, X, y, sample_weight, update_preprocessing, par
     new_final = copy.deepcopy(final)
     if relation is not None:
         _reexpress(final_name, new_final, *relation)
-        Xs = X
-        for _, step in pipe.steps[:-1]:
-            if step is None or step == "passthrough":
-                continue
-            new_step = next((new for old, new in updated if old is step), step)
-            Xs = new_step.transform(Xs)
+        # The rows the final step was trained on, in its new coordinates.
+        a, c = relation
+        Xs = (np.asarray(Xs, dtype=np.float64) - c) / a
     new_final.partial_forget(Xs, y, **final_params)
 
     # Everything was computed on copies: commit at once.
@@ -388,7 +448,8 @@ def _update_step(name, step, X, sample_weight, relation):
     if isinstance(step, SimpleImputer):
         reason = (
             "SimpleImputer does not store how many values of each feature it saw, "
-            "so its mean cannot be updated from the removed rows alone"
+            "so its mean cannot be updated from the removed rows alone (use "
+            "sklearn_ssse.compose.ErasableSimpleImputer, which does)"
             if step.strategy == "mean"
             else f"strategy={step.strategy!r} is not a sum over rows: it cannot be "
             "updated without the remaining data"
@@ -550,10 +611,67 @@ def _maxabs_scaler(name, scaler, X, sample_weight, relation):
     return new, _simplify((a * new.scale_ / scaler.scale_, np.zeros_like(a)))
 
 
+def _mean_imputer(name, imputer, X, sample_weight, relation):
+    if imputer.strategy != "mean":
+        raise UnsupportedStepError(
+            f"step {name!r} (ErasableSimpleImputer): strategy={imputer.strategy!r} "
+            "is not a sum over rows; only strategy='mean' can be updated"
+        )
+    if relation is not None:
+        raise UnsupportedStepError(
+            f"step {name!r} (ErasableSimpleImputer) follows a step whose fitted "
+            "state changed; put the imputer first"
+        )
+    from sklearn.impute._base import _get_mask
+
+    X = _dense_rows(name, X)
+    observed = ~_get_mask(X, imputer.missing_values)
+    k = observed.sum(axis=0)
+    n_old = np.asarray(imputer.n_observed_)
+    n_new = n_old - k
+    rows_left = imputer.n_samples_seen_ - X.shape[0]
+    if np.any(n_new < 0) or rows_left <= 0:
+        raise CompositionError(
+            f"step {name!r}: cannot forget more values than the imputer saw"
+        )
+    kept = ~np.isnan(imputer.statistics_)  # features the imputer kept
+    if np.any(kept & (n_new == 0)):
+        raise CompositionError(
+            f"step {name!r}: the rows hold the last observed values of some "
+            "features; their mean would be undefined"
+        )
+    sums = np.where(observed, X, 0.0).sum(axis=0)
+    stats = np.asarray(imputer.statistics_, dtype=float)
+    new_stats = np.where(
+        kept & (n_new > 0),
+        (n_old * stats - sums) / np.maximum(n_new, 1),
+        stats,
+    )
+    new = copy.deepcopy(imputer)
+    new.statistics_ = new_stats.astype(imputer.statistics_.dtype)
+    new.n_observed_ = n_new
+    new.n_samples_seen_ = rows_left
+    # Remaining rows with a missing value now read the new mean: the data that
+    # later steps were trained on changed, which no step below accounts for.
+    imputed = kept & (n_new < rows_left) & (new_stats != stats)
+    if np.any(imputed):
+        features = np.flatnonzero(imputed).tolist()
+        warnings.warn(
+            f"step {name!r}: the imputed mean of feature(s) {features[:10]} changed, "
+            "and remaining training rows had missing values there: the steps after "
+            "it were trained on the old imputed value, which this update does not "
+            "correct (exact only when those rows are few)",
+            ImputedRowsChangedWarning,
+            stacklevel=4,
+        )
+    return new, None
+
+
 _UPDATERS = [
     (StandardScaler, _standard_scaler),
     (MinMaxScaler, _minmax_scaler),
     (MaxAbsScaler, _maxabs_scaler),
+    (ErasableSimpleImputer, _mean_imputer),
 ]
 
 

@@ -4,7 +4,7 @@ import copy
 
 import numpy as np
 import pytest
-from numpy.testing import assert_allclose
+from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.base import clone
 from sklearn.datasets import load_breast_cancer, load_iris
 from sklearn.decomposition import PCA
@@ -331,3 +331,27 @@ def test_mlp_pipeline(cancer):
     assert_allclose(pipe[0].mean_, refit[0].mean_, rtol=1e-10)
     assert pipe[-1].n_forgotten_ == S.sum()
     assert np.abs(pipe.predict_proba(X) - before).max() > 0
+
+
+def test_erasable_simple_imputer(cancer):
+    from sklearn_ssse.compose import ErasableSimpleImputer, ImputedRowsChangedWarning
+
+    X, y, S = cancer
+    X = X.copy()
+    X[~S & (np.arange(len(y)) % 7 == 0), 0] = np.nan  # missing in remaining rows
+    X[np.flatnonzero(S)[0], 1] = np.nan  # and in a forgotten one
+    pipe = make_pipeline(
+        ErasableSimpleImputer(), StandardScaler(), ErasableLogisticRegression()
+    ).fit(X, y)
+    refit = clone(pipe).fit(X[~S], y[~S])
+    with pytest.warns(ImputedRowsChangedWarning, match=r"feature\(s\) \[0"):
+        forget(pipe, X[S], y[S])
+    assert_allclose(pipe[0].statistics_, refit[0].statistics_, rtol=1e-12)
+    assert_array_equal(pipe[0].n_observed_, refit[0].n_observed_)
+    assert pipe[0].n_samples_seen_ == refit[0].n_samples_seen_
+    assert pipe[-1].n_forgotten_ == S.sum()
+    median = make_pipeline(
+        ErasableSimpleImputer(strategy="median"), ErasableLogisticRegression()
+    ).fit(X, y)
+    with pytest.raises(UnsupportedStepError, match="median"):
+        forget(median, X[S], y[S])
