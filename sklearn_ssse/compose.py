@@ -149,7 +149,7 @@ class ErasableSimpleImputer(SimpleImputer):
 
     Attributes
     ----------
-    n_observed_ : ndarray of shape (n_features_in_,)
+    n_observed_ : ndarray of shape (n_features,)
         Values seen per feature, missing ones excluded.
     n_samples_seen_ : int
         Rows seen.
