@@ -358,7 +358,9 @@ def calibration_curve(method, models, X_S, y_S, refit, ctx, diagonal_scale=None)
         updated = apply(method, start, X_S, y_S, value, ctx.noise_seeds[0])
         behaviour[i] = score(updated, X_S, y_S)
         if ctx.comparable:
-            distance[i] = relative_parameter_distance(updated, model, refit)
+            distance[i] = relative_parameter_distance(
+                updated, original=model, refit=refit
+            )
     return grid, behaviour, distance
 
 
@@ -400,7 +402,9 @@ def run_dataset(dataset, seed, args, grids):
         keep = np.setdiff1d(np.arange(len(y)), calibration.rows)
         refit_cal = make_plain(dataset.task).fit(X[keep], y[keep])
         try:
-            relative_parameter_distance(models["fisher"], models["fisher"], refit_cal)
+            relative_parameter_distance(
+                models["fisher"], original=models["fisher"], refit=refit_cal
+            )
             comparable = True
         except ValueError:  # a 3-class model whose refit is binary
             comparable = False
@@ -447,11 +451,11 @@ def run_dataset(dataset, seed, args, grids):
                             args.repeats,
                         )
                     report = erasure_report(
-                        models["fisher"],
                         updated,
-                        refit,
                         X_S,
                         y_S,
+                        original=models["fisher"],
+                        refit=refit,
                         X_remaining=X[keep],
                         y_remaining=y[keep],
                         X_test=X_test,

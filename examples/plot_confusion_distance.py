@@ -110,7 +110,8 @@ ax.set(
 )
 ax.legend(fontsize=8)
 fig.tight_layout()
-out = Path(__file__).resolve().parent / "figures" / "confusion_distance.png"
+here = Path(__file__).parent if "__file__" in globals() else Path.cwd()
+out = here.resolve() / "figures" / "confusion_distance.png"
 out.parent.mkdir(exist_ok=True)
 fig.savefig(out, dpi=110)
 
@@ -122,11 +123,11 @@ model = models["fisher"]
 updated = copy.deepcopy(model).set_params(forget_scale=best_scale["fisher", 0.5])
 updated.partial_forget(X_train[S], y_train[S])
 report = erasure_report(
-    model,
     updated,
-    refit,
     X_train[S],
     y_train[S],
+    original=model,
+    refit=refit,
     X_remaining=X_train[~S],
     y_remaining=y_train[~S],
     X_test=X_test,

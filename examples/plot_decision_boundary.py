@@ -108,7 +108,9 @@ for ax, (name, S), title in zip(
         # The boundary as x2 = f(x1): w1 x1 + w2 x2 + b = 0 (w2 ≠ 0 here).
         ax.plot(x1, -(b + w1 * x1) / w2, label=label, **styles[label])
         if label not in ("original", "retrained"):
-            d = relative_parameter_distance(model, original, refits[name])
+            d = relative_parameter_distance(
+                model, original=original, refit=refits[name]
+            )
             print(f"    {label:26s} {d:.3f}")
     ax.scatter(*X[y == 0].T, s=14, color="tab:blue", label="class 0")
     ax.scatter(*X[y == 1].T, s=14, color="tab:orange", label="class 1")
@@ -121,7 +123,8 @@ axes[0].set_ylabel("x2")
 handles, labels = axes[0].get_legend_handles_labels()
 fig.legend(handles, labels, loc="lower center", ncol=5, fontsize=9)
 fig.tight_layout(rect=(0, 0.1, 1, 1))
-out = Path(__file__).resolve().parent / "figures" / "decision_boundary.png"
+here = Path(__file__).parent if "__file__" in globals() else Path.cwd()
+out = here.resolve() / "figures" / "decision_boundary.png"
 out.parent.mkdir(exist_ok=True)
 fig.savefig(out, dpi=110)
 print(f"saved {out.name} in {time.perf_counter() - start:.1f} s")

@@ -1,7 +1,7 @@
 """
-==================================================================
+=====================================================================
 Erasing a digit from a neural network (paper §5.3, Figures 3b, 5, 6)
-==================================================================
+=====================================================================
 
 SSSE is not limited to convex models. An :class:`ErasableMLPClassifier` (a drop-in
 ``MLPClassifier``) stores the inverse of a per-layer block-diagonal empirical Fisher
@@ -181,7 +181,8 @@ axes[3].set(title="(d) gradient ascent, 50 % removed")
 axes[2].legend(fontsize=8)
 fig.suptitle("ErasableMLPClassifier on digits: erasing one digit (means over 0–4)")
 fig.tight_layout()
-out = Path(__file__).resolve().parent / "figures" / "mlp_erasure.png"
+here = Path(__file__).parent if "__file__" in globals() else Path.cwd()
+out = here.resolve() / "figures" / "mlp_erasure.png"
 out.parent.mkdir(exist_ok=True)
 fig.savefig(out, dpi=110)
 
@@ -205,11 +206,11 @@ model.set_params(forget_scale=curve.best_forget_scale)
 S = y_train == 7
 updated = copy.deepcopy(model).partial_forget(X_train[S], y_train[S])
 report = erasure_report(
-    model,
     updated,
-    clone(model).fit(X_train[~S], y_train[~S]),
     X_train[S],
     y_train[S],
+    original=model,
+    refit=clone(model).fit(X_train[~S], y_train[~S]),
     X_remaining=X_train[~S],
     y_remaining=y_train[~S],
     X_test=X_test,

@@ -140,7 +140,8 @@ axes[1].set(
 axes[0].legend(fontsize=8, loc="lower left")
 fig.suptitle(f"Multi-output binary: forgetting a group ({Y.shape[1]} outputs)")
 fig.tight_layout()
-out = Path(__file__).resolve().parent / "figures" / "similarity_ratio.png"
+here = Path(__file__).parent if "__file__" in globals() else Path.cwd()
+out = here.resolve() / "figures" / "similarity_ratio.png"
 out.parent.mkdir(exist_ok=True)
 fig.savefig(out, dpi=110)
 print(f"saved {out.name} in {time.perf_counter() - start:.1f} s")

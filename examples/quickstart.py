@@ -1,4 +1,7 @@
-"""Quickstart: erase rows from a fitted classifier and compare with retraining.
+"""
+=====================================================================
+Quickstart: erase rows from a fitted classifier, compare with a refit
+=====================================================================
 
 Fits ``ErasableLogisticRegression`` on scikit-learn's bundled digits, picks the SSSE
 step scale ε once on a calibration deletion (one refit), then serves two deletion

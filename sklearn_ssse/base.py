@@ -24,6 +24,7 @@ snapshot of the ``__dict__`` (:meth:`ErasableMixin._snapshot`), so a reader sees
 model before a request or after it, never a mix of the two.
 """
 
+import inspect
 import threading
 import warnings
 import weakref
@@ -32,6 +33,7 @@ from typing import NamedTuple
 import numpy as np
 import scipy.sparse as sp
 from sklearn.base import _fit_context
+from sklearn.utils._metadata_requests import _routing_enabled
 from sklearn.utils.validation import (
     _check_sample_weight,
     check_is_fitted,
@@ -49,7 +51,7 @@ from .exceptions import (
 )
 from .ledger import row_fingerprints
 
-__all__ = ["ErasableMixin"]
+__all__ = ["ErasableMixin", "PartialForgetRequestMixin"]
 
 # Parameters that shape the stored curvature: changing them needs a new fit.
 CURVATURE_PARAMS = ("curvature", "damping", "block_size", "fisher_batch_size")
@@ -124,7 +126,85 @@ def _state_attribute(field, doc):
     return property(get, doc=doc)
 
 
-class ErasableMixin:
+class PartialForgetRequestMixin:
+    """``set_partial_forget_request``: metadata routing for ``partial_forget``.
+
+    scikit-learn's routing knows a fixed list of methods (``fit``,
+    ``partial_fit``, ``predict``, ...); adding one means patching that list
+    globally, which would change every estimator in the process. This mixin
+    gives the same user interface for ``partial_forget`` instead: with
+    ``sklearn.set_config(enable_metadata_routing=True)``,
+    ``est.set_partial_forget_request(sample_weight=True)`` asks
+    :func:`sklearn_ssse.compose.forget` (which routes through pipelines and
+    searches) to pass ``sample_weight`` on (likewise ``ledger``); ``False``
+    refuses it, a string aliases it, ``None`` (the default) raises if it is
+    given. The request
+    survives :func:`~sklearn.base.clone` and pickling.
+    """
+
+    def set_partial_forget_request(self, **requests):
+        """Request metadata passed to the ``partial_forget`` method.
+
+        Only relevant with ``enable_metadata_routing=True`` (see
+        :func:`sklearn.set_config`), when the estimator is used inside a
+        pipeline or search given to :func:`sklearn_ssse.compose.forget`.
+
+        Parameters
+        ----------
+        **requests : str, True, False, or None
+            One entry per metadata of ``partial_forget`` (``sample_weight``, and
+            ``ledger`` where the method takes one): ``True`` routes it, ``False``
+            does not, ``None`` raises if it is given, a string routes the
+            metadata of that name to it. Omitted ones stay as they are.
+
+        Returns
+        -------
+        self : object
+            The updated object.
+        """
+        if not _routing_enabled():
+            raise RuntimeError(
+                "This method is only available when metadata routing is enabled."
+                " You can enable it using"
+                " sklearn.set_config(enable_metadata_routing=True)."
+            )
+        current = dict(self._get_partial_forget_request())
+        unexpected = set(requests) - set(current)
+        if unexpected:
+            raise TypeError(
+                f"Unexpected args: {unexpected} in partial_forget. Accepted "
+                f"arguments are: {set(current)}"
+            )
+        for name, value in requests.items():
+            if not (value in (True, False, None) or isinstance(value, str)):
+                raise ValueError(
+                    f"{name} must be True, False, None or a string alias; got {value!r}"
+                )
+            current[name] = value
+        self._partial_forget_request = current
+        return self
+
+    def _get_partial_forget_request(self):
+        """``{param: True | False | None | alias}`` for ``partial_forget``."""
+        stored = getattr(self, "_partial_forget_request", None)
+        if stored is not None:
+            return stored
+        signature = inspect.signature(type(self).partial_forget)
+        return {
+            name: None
+            for name, param in signature.parameters.items()
+            if name not in ("self", "X", "y", "Y")
+            and param.kind not in (param.VAR_POSITIONAL, param.VAR_KEYWORD)
+        }
+
+    def __sklearn_clone__(self):
+        new = super().__sklearn_clone__()
+        if hasattr(self, "_partial_forget_request"):
+            new._partial_forget_request = dict(self._partial_forget_request)
+        return new
+
+
+class ErasableMixin(PartialForgetRequestMixin):
     """Mixin giving a fitted classifier ``partial_forget``, the SSSE update.
 
     The estimator provides:

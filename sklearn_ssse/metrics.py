@@ -14,6 +14,13 @@ fitted again without ``S``), as in ``METHOD.md``, "Measuring erasure".
 - :func:`relative_parameter_distance`: ``‖θ̂ − θ_{-S}‖ / ‖θ* − θ_{-S}‖``.
 - :func:`erasure_report`: the paper's Table 1 for one deletion.
 
+**One argument order.** As in scikit-learn's metrics (``y_true, y_pred``), the
+thing judged comes first: the updated model (or its scores or predictions), then
+the forgotten rows where they are needed; the two references are keyword-only
+(``original=``, ``refit=``, or ``y_score_original=``, ``y_pred_refit=``, ...).
+The older positional forms of :func:`relative_parameter_distance` and
+:func:`erasure_report` still work with a ``FutureWarning``.
+
 **When γ or δ is undefined.** Both are ratios ``a / (a + b)`` of two distances from
 the updated model, to the original and to the refit. The denominator vanishes only
 when the updated model behaves on ``S`` exactly like both references, which implies
@@ -25,13 +32,12 @@ updated model with a non-zero denominator, so the ratio is 0.5 everywhere else, 
 ``zero_division`` (a number in [0, 1], or ``np.nan``) without warning.
 """
 
-import copy  # noqa: F401  (used in the doctests)
 import warnings
 from numbers import Real
 
 import numpy as np
 from scipy.stats import rankdata
-from sklearn.base import BaseEstimator, clone  # noqa: F401
+from sklearn.base import BaseEstimator
 from sklearn.exceptions import UndefinedMetricWarning
 from sklearn.metrics import roc_auc_score
 from sklearn.utils._param_validation import (
@@ -423,15 +429,31 @@ def _aligned_parameters(models):
     return [np.hstack([coef, inter[:, None]]).ravel() for coef, inter, _ in parts]
 
 
-@validate_params(
-    {
-        "updated": ["array-like", BaseEstimator],
-        "original": ["array-like", BaseEstimator],
-        "refit": ["array-like", BaseEstimator],
-    },
-    prefer_skip_nested_validation=True,
-)
-def relative_parameter_distance(updated, original, refit):
+def _references_by_keyword(function, args, original, refit):
+    """``(original, refit)`` from the deprecated positional form, with a warning."""
+    if not args:
+        if original is None or refit is None:
+            raise TypeError(
+                f"{function}() needs the keyword arguments original= and refit="
+            )
+        return original, refit
+    if len(args) != 2 or original is not None or refit is not None:
+        raise TypeError(
+            f"{function}() takes the references as keyword arguments: "
+            "original=..., refit=..."
+        )
+    warnings.warn(
+        f"{function}(updated, original, refit) with the references given by "
+        "position is deprecated and will be an error in sklearn-ssse 0.3; write "
+        f"{function}(updated, original=original, refit=refit): the judged model "
+        "comes first, the references are keyword-only, as in similarity_ratio",
+        FutureWarning,
+        stacklevel=3,
+    )
+    return args
+
+
+def relative_parameter_distance(updated, *args, original=None, refit=None):
     """Relative distance to the refit, ``‖θ̂ − θ_{-S}‖ / ‖θ* − θ_{-S}‖``.
 
     0: the update landed on the refit's parameters; 1: it is as far from them as
@@ -445,10 +467,15 @@ def relative_parameter_distance(updated, original, refit):
         The updated model, or its flat parameters.
 
     original : fitted estimator or array-like of shape (n_params,)
-        The original model, or its flat parameters.
+        Keyword-only. The original model, or its flat parameters.
 
     refit : fitted estimator or array-like of shape (n_params,)
-        The reference refitted without the forgotten rows, or its flat parameters.
+        Keyword-only. The reference refitted without the forgotten rows, or its
+        flat parameters.
+
+        .. deprecated:: 0.2
+           ``relative_parameter_distance(updated, original, refit)`` by position
+           still works with a ``FutureWarning``; it will be an error in 0.3.
 
     Returns
     -------
@@ -466,9 +493,24 @@ def relative_parameter_distance(updated, original, refit):
     Examples
     --------
     >>> from sklearn_ssse.metrics import relative_parameter_distance
-    >>> relative_parameter_distance([1.5, 2.0], [0.0, 0.0], [3.0, 4.0])
+    >>> relative_parameter_distance([1.5, 2.0], original=[0.0, 0.0], refit=[3.0, 4.0])
     0.5
     """
+    original, refit = _references_by_keyword(
+        "relative_parameter_distance", args, original, refit
+    )
+    return _relative_parameter_distance(updated, original, refit)
+
+
+@validate_params(
+    {
+        "updated": ["array-like", BaseEstimator],
+        "original": ["array-like", BaseEstimator],
+        "refit": ["array-like", BaseEstimator],
+    },
+    prefer_skip_nested_validation=True,
+)
+def _relative_parameter_distance(updated, original, refit):
     given = (updated, original, refit)
     if any(isinstance(arg, BaseEstimator) for arg in given):
         if not all(isinstance(arg, BaseEstimator) for arg in given):
@@ -618,31 +660,13 @@ class ErasureReport(dict):
         printer.text(str(self))
 
 
-@validate_params(
-    {
-        "original": [HasMethods(["predict", "predict_proba"])],
-        "updated": [HasMethods(["predict", "predict_proba"])],
-        "refit": [HasMethods(["predict", "predict_proba"])],
-        "X_forgotten": ["array-like", "sparse matrix"],
-        "y_forgotten": ["array-like"],
-        "X_remaining": ["array-like", "sparse matrix", None],
-        "y_remaining": ["array-like", None],
-        "X_test": ["array-like", "sparse matrix", None],
-        "y_test": ["array-like", None],
-        "test_erased": ["array-like", None],
-        "metric": [
-            StrOptions({"auto", "similarity_ratio", "normalized_confusion_distance"})
-        ],
-    },
-    prefer_skip_nested_validation=True,
-)
 def erasure_report(
-    original,
     updated,
-    refit,
     X_forgotten,
     y_forgotten,
-    *,
+    *args,
+    original=None,
+    refit=None,
     X_remaining=None,
     y_remaining=None,
     X_test=None,
@@ -654,20 +678,27 @@ def erasure_report(
 
     Parameters
     ----------
-    original : fitted classifier
-        The model before the deletion.
-
     updated : fitted classifier
-        The model after :meth:`partial_forget` (or any other erasure).
-
-    refit : fitted classifier
-        The reference refitted on the remaining training rows.
+        The model after :meth:`partial_forget` (or any other erasure): the model
+        judged. As in every score of this module, it comes first and the
+        references are keyword-only.
 
     X_forgotten : {array-like, sparse matrix} of shape (n_forgotten, n_features)
         The forgotten rows.
 
     y_forgotten : array-like of shape (n_forgotten,) or (n_forgotten, n_outputs)
         Their labels.
+
+    original : fitted classifier
+        Keyword-only. The model before the deletion.
+
+    refit : fitted classifier
+        Keyword-only. The reference refitted on the remaining training rows.
+
+        .. deprecated:: 0.2
+           The old order ``erasure_report(original, updated, refit, X_forgotten,
+           y_forgotten, ...)`` still works with a ``FutureWarning``; it will be
+           an error in 0.3.
 
     X_remaining, y_remaining : array-like, default=None
         The training rows that were kept; their columns are NaN when omitted.
@@ -696,6 +727,8 @@ default="auto"
 
     Examples
     --------
+    >>> import copy
+    >>> from sklearn.base import clone
     >>> from sklearn.datasets import load_iris
     >>> from sklearn.model_selection import train_test_split
     >>> from sklearn_ssse import ErasableLogisticRegression
@@ -708,7 +741,7 @@ default="auto"
     >>> refit = clone(model).fit(X[~forget], y[~forget])
     >>> updated = copy.deepcopy(original).partial_forget(X[forget], y[forget])
     >>> report = erasure_report(
-    ...     original, updated, refit, X[forget], y[forget],
+    ...     updated, X[forget], y[forget], original=original, refit=refit,
     ...     X_remaining=X[~forget], y_remaining=y[~forget],
     ...     X_test=X_test, y_test=y_test, test_erased=y_test == 2)
     >>> print(report)
@@ -727,6 +760,80 @@ default="auto"
     labels on the forgotten rows. The log-losses and the membership attack still
     show the erasure.
     """
+    if hasattr(X_forgotten, "predict"):  # the old order: original, updated, refit
+        if len(args) != 2 or original is not None or refit is not None:
+            raise TypeError(
+                "erasure_report(updated, X_forgotten, y_forgotten, *, original, "
+                "refit, ...): give the references as keyword arguments"
+            )
+        warnings.warn(
+            "erasure_report(original, updated, refit, X_forgotten, y_forgotten) is "
+            "deprecated and will be an error in sklearn-ssse 0.3; write "
+            "erasure_report(updated, X_forgotten, y_forgotten, original=original, "
+            "refit=refit): the judged model comes first, the references are "
+            "keyword-only, as in similarity_ratio",
+            FutureWarning,
+            stacklevel=2,
+        )
+        original, updated, refit = updated, X_forgotten, y_forgotten
+        X_forgotten, y_forgotten = args
+    elif args:
+        raise TypeError(
+            "erasure_report() takes 3 positional arguments (updated, X_forgotten, "
+            "y_forgotten); give the others as keyword arguments"
+        )
+    elif original is None or refit is None:
+        raise TypeError(
+            "erasure_report() needs the keyword arguments original= and refit="
+        )
+    return _erasure_report(
+        original,
+        updated,
+        refit,
+        X_forgotten,
+        y_forgotten,
+        X_remaining=X_remaining,
+        y_remaining=y_remaining,
+        X_test=X_test,
+        y_test=y_test,
+        test_erased=test_erased,
+        metric=metric,
+    )
+
+
+@validate_params(
+    {
+        "original": [HasMethods(["predict", "predict_proba"])],
+        "updated": [HasMethods(["predict", "predict_proba"])],
+        "refit": [HasMethods(["predict", "predict_proba"])],
+        "X_forgotten": ["array-like", "sparse matrix"],
+        "y_forgotten": ["array-like"],
+        "X_remaining": ["array-like", "sparse matrix", None],
+        "y_remaining": ["array-like", None],
+        "X_test": ["array-like", "sparse matrix", None],
+        "y_test": ["array-like", None],
+        "test_erased": ["array-like", None],
+        "metric": [
+            StrOptions({"auto", "similarity_ratio", "normalized_confusion_distance"})
+        ],
+    },
+    prefer_skip_nested_validation=True,
+)
+def _erasure_report(
+    original,
+    updated,
+    refit,
+    X_forgotten,
+    y_forgotten,
+    *,
+    X_remaining=None,
+    y_remaining=None,
+    X_test=None,
+    y_test=None,
+    test_erased=None,
+    metric="auto",
+):
+    """The implementation of :func:`erasure_report`, in the old order."""
     y_forgotten = np.asarray(_host(y_forgotten))
     y_remaining = _host(y_remaining)
     if metric == "auto":
@@ -795,7 +902,7 @@ default="auto"
 
     for name, model in models.items():
         try:
-            distance = relative_parameter_distance(model, original, refit)
+            distance = _relative_parameter_distance(model, original, refit)
         except (TypeError, ValueError):
             distance = np.nan
         rows[name]["parameter_distance"] = distance
@@ -832,3 +939,8 @@ def _take(X, index):
     if xp is not None:  # an array API array: index it on its device
         return xp.take(X, _array_api.to_device(index, xp, device), axis=0)
     return X[index] if hasattr(X, "shape") else np.asarray(X)[index]
+
+
+# Parameter errors name the public functions, not their validated implementations.
+_relative_parameter_distance.__wrapped__.__qualname__ = "relative_parameter_distance"
+_erasure_report.__wrapped__.__qualname__ = "erasure_report"

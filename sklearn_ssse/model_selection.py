@@ -478,7 +478,9 @@ class ErasureScorer:
                 labels=getattr(original, "classes_", None),
                 zero_division=self.zero_division,
             )
-        return 0.0 - relative_parameter_distance(updated, original, refit)
+        return 0.0 - relative_parameter_distance(
+            updated, original=original, refit=refit
+        )
 
 
 @validate_params(

@@ -22,7 +22,12 @@ from sklearn.utils.validation import check_array, check_is_fitted
 from threadpoolctl import threadpool_limits
 
 from . import _array_api
-from .base import CURVATURE_PARAMS, ErasableMixin, erasure_lock
+from .base import (
+    CURVATURE_PARAMS,
+    ErasableMixin,
+    PartialForgetRequestMixin,
+    erasure_lock,
+)
 
 __all__ = ["ErasableMultiOutputClassifier"]
 
@@ -116,7 +121,7 @@ class _OutputRequest:
         return self.work
 
 
-class ErasableMultiOutputClassifier(MultiOutputClassifier):
+class ErasableMultiOutputClassifier(PartialForgetRequestMixin, MultiOutputClassifier):
     """Multi-output classifier whose outputs can forget training rows.
 
     A :class:`~sklearn.multioutput.MultiOutputClassifier` (same ``fit``, ``predict``,

@@ -136,8 +136,9 @@ def test_zero_division_warns_and_returns_one_half():
     assert gamma == delta == 0.5
     # S holding one class of every output makes every AUC 0: also 0/0.
     with pytest.warns(UndefinedMetricWarning):
-        similarity_ratio([1, 1], [0.1, 0.2], y_score_original=[0.3, 0.1],
-                         y_score_refit=[0.5, 0.5])  # fmt: skip
+        similarity_ratio(
+            [1, 1], [0.1, 0.2], y_score_original=[0.3, 0.1], y_score_refit=[0.5, 0.5]
+        )
 
 
 def test_ratio_is_one_half_when_references_agree():
@@ -257,11 +258,13 @@ def test_normalized_confusion_distance_validation(kwargs, error, match):
 
 # -- parameter distance ----------------------------------------------------------------
 def test_relative_parameter_distance_vectors():
-    assert relative_parameter_distance([1.5, 2.0], [0, 0], [3, 4]) == pytest.approx(0.5)
-    assert relative_parameter_distance([1, 2], [1, 2], [1, 2]) == 0.0
-    assert relative_parameter_distance([1, 3], [1, 2], [1, 2]) == np.inf
+    assert relative_parameter_distance(
+        [1.5, 2.0], original=[0, 0], refit=[3, 4]
+    ) == pytest.approx(0.5)
+    assert relative_parameter_distance([1, 2], original=[1, 2], refit=[1, 2]) == 0.0
+    assert relative_parameter_distance([1, 3], original=[1, 2], refit=[1, 2]) == np.inf
     with pytest.raises(ValueError, match="inconsistent"):
-        relative_parameter_distance([1, 2, 3], [1, 2], [1, 2])
+        relative_parameter_distance([1, 2, 3], original=[1, 2], refit=[1, 2])
 
 
 @pytest.fixture(scope="module")
@@ -280,8 +283,10 @@ def test_relative_parameter_distance_estimators(wine):
     Xb, yb = X[binary], y[binary]
     models = [LogisticRegression(C=c).fit(Xb, yb) for c in (0.1, 1.0, 10.0)]
     vectors = [_flat(m) for m in models]
-    assert relative_parameter_distance(*models) == pytest.approx(
-        relative_parameter_distance(*vectors)
+    assert relative_parameter_distance(
+        models[0], original=models[1], refit=models[2]
+    ) == pytest.approx(
+        relative_parameter_distance(vectors[0], original=vectors[1], refit=vectors[2])
     )
     # A multiclass refit without class 2: only the rows of classes 0 and 1 count.
     original = LogisticRegression().fit(X, y)
@@ -289,15 +294,19 @@ def test_relative_parameter_distance_estimators(wine):
     refit = LogisticRegression().fit(X[y < 2], y[y < 2])
     three = LogisticRegression().fit(X, y + 1)  # classes 1, 2, 3: two in common
     refit_mc = LogisticRegression().fit(np.r_[X, X[:5]], np.r_[y, [3] * 5])
-    assert relative_parameter_distance(updated, original, refit_mc) == pytest.approx(
+    assert relative_parameter_distance(
+        updated, original=original, refit=refit_mc
+    ) == pytest.approx(
         np.linalg.norm(_flat(updated) - _flat(refit_mc, slice(0, 3)))
         / np.linalg.norm(_flat(original) - _flat(refit_mc, slice(0, 3)))
     )
     with pytest.raises(ValueError, match="binary"):
-        relative_parameter_distance(updated, original, refit)
-    assert np.isfinite(relative_parameter_distance(updated, original, three))
+        relative_parameter_distance(updated, original=original, refit=refit)
+    assert np.isfinite(
+        relative_parameter_distance(updated, original=original, refit=three)
+    )
     with pytest.raises(TypeError, match="either"):
-        relative_parameter_distance(updated, original, _flat(original))
+        relative_parameter_distance(updated, original=original, refit=_flat(original))
 
 
 def test_relative_parameter_distance_multi_output():
@@ -308,8 +317,10 @@ def test_relative_parameter_distance_multi_output():
         for c in (0.1, 1.0, 10.0)
     ]
     vectors = [np.concatenate([_flat(e) for e in m.estimators_]) for m in models]
-    assert relative_parameter_distance(*models) == pytest.approx(
-        relative_parameter_distance(*vectors)
+    assert relative_parameter_distance(
+        models[0], original=models[1], refit=models[2]
+    ) == pytest.approx(
+        relative_parameter_distance(vectors[0], original=vectors[1], refit=vectors[2])
     )
 
 
@@ -340,11 +351,11 @@ def test_erasure_report_values(wine_deletion):
     forget, X, y = d["forget"], d["X_train"], d["y_train"]
     erased = d["y_test"] == 1
     report = erasure_report(
-        original,
         updated,
-        refit,
         X[forget],
         y[forget],
+        original=original,
+        refit=refit,
         X_remaining=X[~forget],
         y_remaining=y[~forget],
         X_test=d["X_test"],
@@ -393,7 +404,9 @@ def test_erasure_report_optional_splits_and_errors(wine_deletion):
     d = wine_deletion
     original, updated, refit = d["models"]
     forget, X, y = d["forget"], d["X_train"], d["y_train"]
-    report = erasure_report(original, updated, refit, X[forget], y[forget])
+    report = erasure_report(
+        updated, X[forget], y[forget], original=original, refit=refit
+    )
     assert np.isnan(report["updated"]["accuracy_remaining"])
     assert np.isnan(report["updated"]["membership_auc"])
     assert report["updated"]["accuracy_forgotten"] == updated.score(
@@ -402,17 +415,26 @@ def test_erasure_report_optional_splits_and_errors(wine_deletion):
     assert "no test rows given" in str(report)
     # Without an erased group, the attack uses every test row.
     report = erasure_report(
-        original, updated, refit, X[forget], y[forget], X_test=d["X_test"],
+        updated,
+        X[forget],
+        y[forget],
+        original=original,
+        refit=refit,
+        X_test=d["X_test"],
         y_test=d["y_test"],
-    )  # fmt: skip
+    )
     assert np.isnan(report["updated"]["accuracy_test_erased"])
     assert report.membership_reference == "all test rows"
     with pytest.raises(ValueError, match="y_test"):
-        erasure_report(original, updated, refit, X[forget], y[forget], X_test=X)
+        erasure_report(
+            updated, X[forget], y[forget], original=original, refit=refit, X_test=X
+        )
     with pytest.raises(InvalidParameterError, match="metric"):
-        erasure_report(original, updated, refit, X[forget], y[forget], metric="f1")
+        erasure_report(
+            updated, X[forget], y[forget], original=original, refit=refit, metric="f1"
+        )
     with pytest.raises(InvalidParameterError, match="refit"):
-        erasure_report(original, updated, "refit", X[forget], y[forget])
+        erasure_report(updated, X[forget], y[forget], original=original, refit="refit")
 
 
 def test_erasure_report_full_class_removal(wine):
@@ -425,15 +447,19 @@ def test_erasure_report_full_class_removal(wine):
     three = LogisticRegression(C=0.5).fit(X, y)
     updated = copy.deepcopy(original).partial_forget(X[forget], y[forget])
     with pytest.raises(ValueError, match="binary"):
-        relative_parameter_distance(updated, original, refit)
-    report = erasure_report(original, updated, refit, X[forget], y[forget])
+        relative_parameter_distance(updated, original=original, refit=refit)
+    report = erasure_report(
+        updated, X[forget], y[forget], original=original, refit=refit
+    )
     assert report["refit"]["accuracy_forgotten"] == 0.0
     assert report["updated"]["accuracy_forgotten"] == 0.0  # the class is cut off
     assert np.isfinite(report["refit"]["log_loss_forgotten"])
     assert np.isnan(report["updated"]["parameter_distance"])  # binary vs 3 classes
     assert report["refit"]["normalized_confusion_distance"] == 0.0
     assert report["original"]["normalized_confusion_distance"] == 1.0
-    report = erasure_report(original, updated, three, X[forget], y[forget])
+    report = erasure_report(
+        updated, X[forget], y[forget], original=original, refit=three
+    )
     assert np.isfinite(report["updated"]["parameter_distance"])
 
 
@@ -448,9 +474,16 @@ def test_erasure_report_multi_output():
     refit = clone(model).fit(X[~group], Y[~group])
     updated = copy.deepcopy(original).partial_forget(X[group], Y[group])
     report = erasure_report(
-        original, updated, refit, X[group], Y[group], X_remaining=X[~group],
-        y_remaining=Y[~group], X_test=X[:30], y_test=Y[:30],
-    )  # fmt: skip
+        updated,
+        X[group],
+        Y[group],
+        original=original,
+        refit=refit,
+        X_remaining=X[~group],
+        y_remaining=Y[~group],
+        X_test=X[:30],
+        y_test=Y[:30],
+    )
     assert report.metric == "similarity_ratio"
     assert "similarity ratio γ" in str(report)
     assert report["refit"]["similarity_ratio"] == 1.0
@@ -468,3 +501,24 @@ def test_erasure_report_multi_output():
     )
     assert report["updated"]["log_loss_forgotten"] == pytest.approx(losses)
     assert np.isfinite(report["updated"]["parameter_distance"])
+
+
+def test_old_argument_order_still_works_with_a_warning(wine_deletion):
+    d = wine_deletion
+    original, updated, refit = d["models"]
+    forget, X, y = d["forget"], d["X_train"], d["y_train"]
+    new = relative_parameter_distance(updated, original=original, refit=refit)
+    with pytest.warns(FutureWarning, match="keyword-only"):
+        assert relative_parameter_distance(updated, original, refit) == new
+    expected = erasure_report(
+        updated, X[forget], y[forget], original=original, refit=refit
+    )
+    with pytest.warns(FutureWarning, match=r"erasure_report\(updated, X_forgotten"):
+        old = erasure_report(original, updated, refit, X[forget], y[forget])
+    assert str(old) == str(expected)
+    with pytest.raises(TypeError, match="keyword"):
+        relative_parameter_distance(updated, original)
+    with pytest.raises(TypeError, match="original= and refit="):
+        relative_parameter_distance(updated, original=original)
+    with pytest.raises(TypeError, match="original= and refit="):
+        erasure_report(updated, X[forget], y[forget], original=original)

@@ -167,7 +167,7 @@ def test_erasure_scorers_values(multiclass, multi_output):
     assert isinstance(distance, ErasureScorer)
     assert "neg_relative_parameter_distance" in repr(distance)
     assert distance(step, X[S], y[S]) == pytest.approx(
-        -relative_parameter_distance(step.estimator_, model, refit)
+        -relative_parameter_distance(step.estimator_, original=model, refit=refit)
     )
     delta = make_erasure_scorer(
         "neg_normalized_confusion_distance", refit_estimator=refit
