@@ -30,10 +30,11 @@ from itertools import pairwise
 
 import numpy as np
 import scipy.sparse as sp
-from scipy.special import expit, softmax
+from scipy.special import expit, log_softmax, softmax
 from sklearn.neural_network._base import ACTIVATIONS, DERIVATIVES
 
-from ._maths import ModelMaths
+from ._linalg import accumulate_gram, symmetrize_from_lower
+from ._maths import ModelMaths, row_chunks
 
 __all__ = ["MLPMaths"]
 
@@ -167,22 +168,188 @@ class MLPMaths(ModelMaths):
             delta[np.arange(len(y)), y] -= 1
         return delta
 
-    def gradient_rows(self, X, y, theta, active):
-        """Per-sample gradients of ``ℓ_i``, shape ``(n, n_params)``, by backprop."""
+    def _output_factor(self, p):
+        """``L`` with ``L Lᵀ = ∂²ℓ/∂z²``, the log-loss's Hessian in the logits.
+
+        Shape ``(n, n_outputs, q)``. Binary (one logistic unit): ``√(p(1−p))``.
+        Softmax: ``diag(p) − ppᵀ = L Lᵀ`` with ``L = diag(√p) − p √pᵀ`` (uses
+        ``Σ p = 1``); an inactive class (``p = 0``) gives zero rows and columns.
+        """
+        if self.n_outputs == 1:
+            return np.sqrt(p * (1 - p))[:, :, None]
+        sqrt_p = np.sqrt(p)
+        L = -p[:, :, None] * sqrt_p[:, None, :]
+        diagonal = np.arange(p.shape[1])
+        L[:, diagonal, diagonal] += sqrt_p
+        return L
+
+    def _as_dense(self, X, theta):
         X = X.toarray() if sp.issparse(X) else np.asarray(X)
-        X = X.astype(theta.dtype, copy=False)
-        n = X.shape[0]
-        activations = self.forward(X, theta, active)
+        return X.astype(theta.dtype, copy=False)
+
+    def _backprop(self, activations, delta, theta):
+        """Rows ``J_iᵀ δ_iq`` for output-space vectors ``δ`` of shape (n, q, n_outputs).
+
+        ``J_i`` is the Jacobian of row ``i``'s logits with respect to ``θ``. Returns
+        shape ``(n, q, n_params)``: one pass backwards through the layers, every
+        step a batched product over the chunk (only the layers are looped over).
+        """
         layers = self._views(theta)
-        out = np.empty((n, self.n_params), dtype=theta.dtype)
-        delta = self._output_residual(activations[-1], y)
+        n, q = delta.shape[:2]
+        out = np.empty((n, q, self.n_params), dtype=theta.dtype)
         derivative = DERIVATIVES[self.activation]
         for i in range(len(layers) - 1, -1, -1):
             start, w_stop, b_stop = self.layer_slices[i]
             A = activations[i]
-            out[:, start:w_stop] = (A[:, :, None] * delta[:, None, :]).reshape(n, -1)
-            out[:, w_stop:b_stop] = delta
+            out[:, :, start:w_stop] = (
+                A[:, None, :, None] * delta[:, :, None, :]
+            ).reshape(n, q, -1)
+            out[:, :, w_stop:b_stop] = delta
             if i > 0:
                 delta = delta @ layers[i][0].T
-                derivative(activations[i], delta)
+                # f′ at this layer, from its outputs (scikit-learn's in-place rule).
+                slope = np.ones_like(activations[i])
+                derivative(activations[i], slope)
+                delta *= slope[:, None, :]
         return out
+
+    def gradient_rows(self, X, y, theta, active):
+        """Per-sample gradients of ``ℓ_i``, shape ``(n, n_params)``, by backprop."""
+        X = self._as_dense(X, theta)
+        activations = self.forward(X, theta, active)
+        delta = self._output_residual(activations[-1], y)
+        return self._backprop(activations, delta[:, None, :], theta)[:, 0, :]
+
+    # -- curvature ---------------------------------------------------------------
+    kinds = ("fisher", "gauss_newton")
+
+    def factor_rank(self, kind):
+        """1 for the Fisher, ``n_outputs`` for the Gauss–Newton matrix."""
+        self._check_kind(kind)
+        return 1 if kind == "fisher" else self.n_outputs
+
+    def _check_kind(self, kind):
+        if kind not in self.kinds:
+            raise ValueError(
+                f"{type(self).__name__} has no curvature {kind!r}; "
+                f"choose one of {list(self.kinds)}"
+            )
+
+    def factor_rows(self, X, y, theta, active, kind):
+        """Rows ``u`` with ``K_i = Σ_q u_iq u_iqᵀ``, shape ``(n, q, n_params)``.
+
+        Fisher: ``u_i1 = g_i``. Gauss–Newton: ``u_iq = J_iᵀ L_i[:, q]``, the
+        columns of the output Hessian's factor backpropagated through the network.
+        """
+        self._check_kind(kind)
+        if kind == "fisher":
+            return self.gradient_rows(X, y, theta, active)[:, None, :]
+        X = self._as_dense(X, theta)
+        activations = self.forward(X, theta, active)
+        L = self._output_factor(activations[-1])
+        return self._backprop(activations, L.transpose(0, 2, 1), theta)
+
+    def curvature_blocks(
+        self,
+        X,
+        y,
+        weights,
+        theta,
+        active,
+        kind,
+        bounds,
+        batch_size=1,
+        random_state=None,
+    ):
+        """``Σ_i w_i K_i`` restricted to each block.
+
+        The Gauss–Newton matrix accumulates the ``q = n_outputs`` factor rows of
+        every row of a chunk, weighted by ``√w_i``, with one SYRK per block (level-3
+        BLAS over ``chunk × q`` rows); the Fisher is the generic one.
+        """
+        self._check_kind(kind)
+        if kind == "fisher":
+            return super().curvature_blocks(
+                X, y, weights, theta, active, kind, bounds, batch_size, random_state
+            )
+        if batch_size > 1:
+            raise ValueError("fisher_batch_size > 1 applies to the Fisher only")
+        q = self.factor_rank(kind)
+        itemsize = np.dtype(theta.dtype).itemsize
+        blocks = [np.zeros((e - s, e - s), dtype=theta.dtype) for s, e in bounds]
+        row_bytes = itemsize * (2 * q * self.n_params + 2 * sum(self.layer_units))
+        for rows in row_chunks(X.shape[0], row_bytes):
+            U = self.factor_rows(X[rows], y[rows], theta, active, kind)
+            U *= np.sqrt(weights[rows])[:, None, None]
+            U = U.reshape(-1, self.n_params)
+            for block, (s, e) in zip(blocks, bounds):
+                accumulate_gram(block, U[:, s:e], U[:, s:e], same=True)
+        return [symmetrize_from_lower(block) for block in blocks]
+
+    def logit_directional_derivative(self, X, theta, direction, active=None):
+        """``J_i d`` for every row: how the logits move along ``direction``.
+
+        One forward pass with tangents (forward mode, no autodiff library):
+        ``ż_{l+1} = ȧ_l W_l + a_l Ẇ_l + ḃ_l``, ``ȧ_{l+1} = f′(z_{l+1}) ⊙ ż_{l+1}``.
+
+        Returns
+        -------
+        logits_tangent : ndarray of shape (n, n_outputs)
+        probabilities : ndarray of shape (n, n_outputs)
+        """
+        X = self._as_dense(X, theta)
+        activations = self.forward(X, theta, active)
+        layers = self._views(theta)
+        tangents = self._views(np.asarray(direction, dtype=theta.dtype))
+        derivative = DERIVATIVES[self.activation]
+        dot = np.zeros_like(X)
+        for i, ((W, _), (dW, db)) in enumerate(zip(layers, tangents)):
+            dz = dot @ W + activations[i] @ dW + db
+            if i < len(layers) - 1:
+                derivative(activations[i + 1], dz)
+            dot = dz
+        return dot, activations[-1]
+
+    def curvature_quadratic(self, X, y, weights, theta, direction, kind):
+        """``Σ_i w_i dᵀ K_i d`` at ``θ`` without forming any ``K_i``.
+
+        Gauss–Newton: ``(J_i d)ᵀ ∂²ℓ/∂z² (J_i d)`` from one forward pass with
+        tangents; Fisher: ``(g_iᵀ d)²``.
+        """
+        self._check_kind(kind)
+        total = 0.0
+        itemsize = np.dtype(theta.dtype).itemsize
+        active = np.ones(max(self.n_outputs, 2), dtype=bool)
+        row_bytes = itemsize * 4 * (sum(self.layer_units) + self.n_params)
+        for rows in row_chunks(X.shape[0], row_bytes):
+            if kind == "fisher":
+                G = self.gradient_rows(X[rows], y[rows], theta, active)
+                values = (G @ direction) ** 2
+            else:
+                dz, p = self.logit_directional_derivative(X[rows], theta, direction)
+                if self.n_outputs == 1:
+                    values = (p * (1 - p) * dz**2)[:, 0]
+                else:
+                    values = np.sum(p * dz**2, axis=1) - np.sum(p * dz, axis=1) ** 2
+            total += float(weights[rows] @ values)
+        return total
+
+    def losses(self, X, y, theta, active=None):
+        """Per-row log-loss ``ℓ_i(θ)``, shape (n,), computed stably from the logits."""
+        X = self._as_dense(X, theta)
+        layers = self._views(theta)
+        hidden = ACTIVATIONS[self.activation]
+        A = X
+        for i, (W, b) in enumerate(layers):
+            A = A @ W + b
+            if i < len(layers) - 1:
+                hidden(A)
+        if self.n_outputs == 1:
+            z = A[:, 0]
+            sign = np.where(y == 1, -1.0, 1.0)
+            return np.logaddexp(0, sign * z)
+        if active is not None and not np.all(active):
+            A = A.copy()
+            A[:, ~np.asarray(active)] = -np.inf
+        with np.errstate(invalid="ignore"):
+            return -log_softmax(A, axis=1)[np.arange(len(y)), y]

@@ -268,6 +268,14 @@ class ErasableMixin(PartialForgetRequestMixin):
         """
         return penalized
 
+    def _damping_value(self, penalty_strength, blocks, C):
+        """The damping λ, from ``damping`` (default: ``None`` → the penalty).
+
+        ``blocks`` are the unscaled data-curvature blocks ``Σ w_i K_i`` (their
+        scale is ``C`` times that), for families whose default is relative to it.
+        """
+        return penalty_strength if self.damping is None else self.damping
+
     def _zero_forgotten_classes(self, theta, active):
         """Parameters that belong only to classes with no rows left, set to zero.
 
@@ -370,7 +378,7 @@ class ErasableMixin(PartialForgetRequestMixin):
             batch_size=self.fisher_batch_size,
             random_state=getattr(self, "random_state", None),
         )
-        damping = penalty_strength if self.damping is None else self.damping
+        damping = self._damping_value(penalty_strength, blocks, C)
         null = maths.null_directions()
         damped = self._damping_mask(penalized)
         prior = np.zeros(maths.n_params, dtype=theta.dtype)

@@ -1,5 +1,6 @@
 """ErasableMLPClassifier: MLPClassifier plus ``partial_forget`` (the paper's §5.3)."""
 
+from functools import partial
 from numbers import Integral, Real
 
 import numpy as np
@@ -19,6 +20,10 @@ from ._mlp_maths import MLPMaths
 from .base import ErasableMixin
 
 __all__ = ["ErasableMLPClassifier"]
+
+# κ of damping="auto": λ = alpha + κ · mean(diag Σ w_i K_i). Chosen by measurement
+# (benchmarks/bench_mlp.py, docs/gauss_newton.md).
+AUTO_DAMPING = 1.0
 
 
 class ErasableMLPClassifier(ErasableMixin, MLPClassifier):
@@ -164,9 +169,15 @@ feature_names_in_, n_iter_, n_layers_, n_outputs_, out_activation_
 
     _parameter_constraints: dict = {
         **MLPClassifier._parameter_constraints,
+        "curvature": [StrOptions({"fisher", "gauss_newton"})],
+        "step_length": [StrOptions({"fixed", "line_search"})],
         "forget_scale": [Interval(Real, 0, None, closed="neither")],
         "leave_out": ["boolean"],
-        "damping": [Interval(Real, 0, None, closed="left"), None],
+        "damping": [
+            Interval(Real, 0, None, closed="left"),
+            StrOptions({"auto"}),
+            None,
+        ],
         "block_size": [
             None,
             StrOptions({"class"}),
@@ -201,9 +212,11 @@ feature_names_in_, n_iter_, n_layers_, n_outputs_, out_activation_
         epsilon=1e-8,
         n_iter_no_change=10,
         max_fun=15000,
+        curvature="gauss_newton",
+        step_length="fixed",
         forget_scale=1.0,
         leave_out=True,
-        damping=None,
+        damping="auto",
         block_size=1024,
         fisher_batch_size=1,
     ):
@@ -232,6 +245,8 @@ feature_names_in_, n_iter_, n_layers_, n_outputs_, out_activation_
             n_iter_no_change=n_iter_no_change,
             max_fun=max_fun,
         )
+        self.curvature = curvature
+        self.step_length = step_length
         self.forget_scale = forget_scale
         self.leave_out = leave_out
         self.damping = damping
@@ -342,6 +357,58 @@ feature_names_in_, n_iter_, n_layers_, n_outputs_, out_activation_
         # outputs), and with only the engine's √eps floor there the step explodes.
         return np.ones_like(penalized)
 
+    def _damping_value(self, penalty_strength, blocks, C):
+        if self.damping != "auto":
+            return super()._damping_value(penalty_strength, blocks, C)
+        # alpha + κ · (mean diagonal of the data curvature): a Levenberg–Marquardt
+        # damping relative to the curvature's own scale (see the docstring).
+        diagonal = np.concatenate([np.diag(block) for block in blocks])
+        scale = C * float(diagonal.mean()) if diagonal.size else 0.0
+        return penalty_strength + AUTO_DAMPING * scale
+
+    def _compute_forget(self, request, step=None):
+        if step is None and self.step_length == "line_search":
+            step = partial(self._line_search_step, request)
+        return super()._compute_forget(request, step)
+
+    def _line_search_step(self, request, gradient, inverse, new_inverse):
+        """``−ε t* M⁻¹ ∇J_{-S}``, ``t*`` the minimiser of the method's own model.
+
+        Along ``d = −M⁻¹ ∇J_{-S}`` the objective without ``S`` is modelled as the
+        quadratic model of the current objective (the stored curvature, gradient
+        ``r``: what the method assumes about the rows it no longer sees) minus the
+        *exact* loss of the forgotten rows (which it has)::
+
+            φ(t) = t rᵀd + ½ t² dᵀ M d − Σ_{i∈S} w_i [ℓ_i(θ + t d) − ℓ_i(θ)]
+
+        With an exact quadratic loss on ``S`` the minimiser is the Newton step,
+        ``t* = 1``; where the loss of ``S`` flattens (rows pushed past their
+        decision boundary) it stops earlier, where it curves more it goes further.
+        """
+        X, y, sample_weight, state, theta = request[:5]
+        step_inverse = new_inverse if self.leave_out else inverse
+        direction = -step_inverse.apply(gradient)
+        maths = self._erasure_maths()
+        kind = self._curvature_kind()
+        weights = sample_weight.astype(direction.dtype)
+        # dᵀ M d with M the curvature before the request: M_step d = −∇J_{-S}.
+        quadratic = -float(direction @ gradient)
+        if self.leave_out:
+            quadratic += maths.curvature_quadratic(
+                X, y, weights, state.point, direction, kind
+            )
+        linear = float(state.residual_gradient @ direction)
+        active = state.class_counts > 0
+        base = weights @ maths.losses(X, y, theta, active)
+
+        def model(t):
+            moved = weights @ maths.losses(X, y, theta + t * direction, active)
+            value = t * linear + 0.5 * t * t * quadratic - (moved - base)
+            return value if np.isfinite(value) else np.inf
+
+        t = _minimise_on_log_grid(model, low=2.0**-12, high=2.0)
+        return self.forget_scale * t * direction
+
     def _zero_forgotten_classes(self, theta, active):
         # A vanished class's own parameters (its output unit's incoming weights and
         # intercept) must not keep what they learnt from its rows: clear them. A
@@ -403,3 +470,26 @@ feature_names_in_, n_iter_, n_layers_, n_outputs_, out_activation_
         """
         with np.errstate(divide="ignore"):
             return super().predict_log_proba(X)
+
+
+def _minimise_on_log_grid(function, low, high, per_octave=8):
+    """Minimiser of a scalar function of ``t > 0`` on a log-spaced grid, refined.
+
+    ``per_octave`` points per doubling between ``low`` and ``high``; the best grid
+    point is then refined by a parabola through it and its two neighbours (in
+    ``log t``), kept only if it is better.
+    """
+    exponents = np.arange(
+        np.floor(np.log2(low) * per_octave), np.ceil(np.log2(high) * per_octave) + 1
+    )
+    grid = 2.0 ** (exponents / per_octave)
+    values = np.array([function(t) for t in grid])
+    best = int(np.argmin(values))
+    if 0 < best < len(grid) - 1 and np.all(np.isfinite(values[best - 1 : best + 2])):
+        x = np.log(grid[best - 1 : best + 2])
+        a, b, _ = np.polyfit(x, values[best - 1 : best + 2], 2)
+        if a > 0:
+            candidate = float(np.exp(-b / (2 * a)))
+            if function(candidate) < values[best]:
+                return candidate
+    return float(grid[best])
