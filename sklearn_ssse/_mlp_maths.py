@@ -334,6 +334,34 @@ class MLPMaths(ModelMaths):
             total += float(weights[rows] @ values)
         return total
 
+    def curvature_product(self, X, y, weights, theta, vector, kind):
+        """``Σ_i w_i K_i v`` at ``θ`` without forming any ``K_i``.
+
+        Gauss–Newton: ``J_iᵀ (∂²ℓ/∂z²) (J_i v)``, a forward pass with tangents and
+        one backward pass; Fisher: ``Σ_i w_i g_i (g_iᵀ v)``.
+        """
+        self._check_kind(kind)
+        out = np.zeros(self.n_params, dtype=theta.dtype)
+        itemsize = np.dtype(theta.dtype).itemsize
+        active = np.ones(max(self.n_outputs, 2), dtype=bool)
+        row_bytes = itemsize * 4 * (sum(self.layer_units) + self.n_params)
+        for rows in row_chunks(X.shape[0], row_bytes):
+            w = weights[rows]
+            if kind == "fisher":
+                G = self.gradient_rows(X[rows], y[rows], theta, active)
+                out += G.T @ (w * (G @ vector))
+                continue
+            Xc = self._as_dense(X[rows], theta)
+            dz, p = self.logit_directional_derivative(Xc, theta, vector)
+            if self.n_outputs == 1:
+                hz = p * (1 - p) * dz
+            else:
+                hz = p * dz - p * np.sum(p * dz, axis=1, keepdims=True)
+            activations = self.forward(Xc, theta)
+            hz *= w[:, None]
+            out += self._backprop(activations, hz[:, None, :], theta)[:, 0].sum(axis=0)
+        return out
+
     def losses(self, X, y, theta, active=None):
         """Per-row log-loss ``ℓ_i(θ)``, shape (n,), computed stably from the logits."""
         X = self._as_dense(X, theta)

@@ -616,6 +616,10 @@ class ForgetScaleCurve:
     best_estimator : estimator
         A copy of the model after forgetting the calibration rows with the best ε
         (its ``forget_scale`` is set to it).
+    noise_floor : dict of str to float or None
+        Each scorer's value for ``second_refit`` (a refit from another seed),
+        scored like the updates: the best an update can expect when retraining
+        itself is random (non-convex models). ``None`` without a second refit.
     """
 
     forget_scales: np.ndarray
@@ -625,6 +629,7 @@ class ForgetScaleCurve:
     best_forget_scale: float
     best_score: float
     best_estimator: object = field(compare=False)
+    noise_floor: dict = None
 
     def __repr__(self):
         return (
@@ -640,6 +645,7 @@ class ForgetScaleCurve:
         "X": ["array-like", "sparse matrix"],
         "y": ["array-like"],
         "refit_estimator": [HasMethods(["predict"])],
+        "second_refit": [HasMethods(["predict"]), None],
         "forget_scales": ["array-like", None],
         "scoring": [StrOptions(set(SCORERS)), list, tuple],
         "leave_out": ["boolean", None],
@@ -663,6 +669,7 @@ def forget_scale_curve(
     leave_out=None,
     sample_weight=None,
     zero_division="warn",
+    second_refit=None,
 ):
     """Score a whole grid of ε from one computation of the erasure step.
 
@@ -703,6 +710,10 @@ def forget_scale_curve(
 
     zero_division : "warn", float in [0, 1] or np.nan, default="warn"
         Passed to the metrics; see :mod:`sklearn_ssse.metrics`.
+    second_refit : fitted estimator, default=None
+        Another refit without ``(X, y)``, from another seed. Scored like the
+        updates, it gives ``curve.noise_floor``: the distance between two
+        retrainings, the scale on which to judge a non-convex model's update.
 
     Returns
     -------
@@ -769,9 +780,16 @@ def forget_scale_curve(
     best = int(
         np.argmax(np.where(np.isnan(scores[names[0]]), -np.inf, scores[names[0]]))
     )
+    noise_floor = None
+    if second_refit is not None:
+        noise_floor = {
+            name: float(scorer._score(_unwrap(second_refit), original, X, y, {}))
+            for name, scorer in scorers.items()
+        }
     _set_theta(updated, (theta_star + scales[best] * direction).astype(dtype))
     updated.set_params(**_request_params(updated, forget_scale=float(scales[best])))
     return ForgetScaleCurve(
+        noise_floor=noise_floor,
         forget_scales=scales,
         scores=scores,
         scoring=names[0],

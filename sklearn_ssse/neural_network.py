@@ -171,6 +171,7 @@ feature_names_in_, n_iter_, n_layers_, n_outputs_, out_activation_
         **MLPClassifier._parameter_constraints,
         "curvature": [StrOptions({"fisher", "gauss_newton"})],
         "step_length": [StrOptions({"fixed", "line_search"})],
+        "linearization": [StrOptions({"fit", "current"})],
         "forget_scale": [Interval(Real, 0, None, closed="neither")],
         "leave_out": ["boolean"],
         "damping": [
@@ -214,6 +215,7 @@ feature_names_in_, n_iter_, n_layers_, n_outputs_, out_activation_
         max_fun=15000,
         curvature="gauss_newton",
         step_length="fixed",
+        linearization="fit",
         forget_scale=1.0,
         leave_out=True,
         damping="auto",
@@ -247,6 +249,7 @@ feature_names_in_, n_iter_, n_layers_, n_outputs_, out_activation_
         )
         self.curvature = curvature
         self.step_length = step_length
+        self.linearization = linearization
         self.forget_scale = forget_scale
         self.leave_out = leave_out
         self.damping = damping
@@ -367,12 +370,46 @@ feature_names_in_, n_iter_, n_layers_, n_outputs_, out_activation_
         return penalty_strength + AUTO_DAMPING * scale
 
     def _compute_forget(self, request, step=None):
-        if step is None and self.step_length == "line_search":
-            step = partial(self._line_search_step, request)
+        if step is None:
+            step = partial(self._step, request)
         return super()._compute_forget(request, step)
 
-    def _line_search_step(self, request, gradient, inverse, new_inverse):
-        """``−ε t* M⁻¹ ∇J_{-S}``, ``t*`` the minimiser of the method's own model.
+    def _step(self, request, gradient, inverse, new_inverse):
+        """``−ε t M⁻¹ ∇J_{-S}``, see ``linearization`` and ``step_length``."""
+        if self.linearization == "fit":
+            gradient = self._gradient_from_fit_point(request)
+        step_inverse = new_inverse if self.leave_out else inverse
+        direction = -step_inverse.apply(gradient)
+        t = 1.0
+        if self.step_length == "line_search":
+            t = self._line_search(request, gradient, direction)
+        return self.forget_scale * t * direction
+
+    def _gradient_from_fit_point(self, request):
+        """``∇J_{-S}`` in the quadratic model around the fitted parameters ``θ*``.
+
+        ``r − Σ_{i∈S} w_i [g_i(θ*) + K_i(θ*)(θ − θ*)]``: the forgotten rows'
+        gradients taken where the curvature was built, moved to the current
+        parameters by that same curvature. Every request then solves the same
+        model, so a sequence of requests (``forget_scale=1``, ``leave_out``) lands
+        where one request of all their rows would.
+        """
+        X, y, sample_weight, state, theta = request[:5]
+        maths = self._erasure_maths()
+        active = state.class_counts > 0
+        weights = sample_weight.astype(theta.dtype)
+        at_fit = maths.gradient_sums(
+            X, y, weights, state.point, active, len(self.classes_)
+        ).sum(axis=0)
+        moved = theta - state.point
+        if np.any(moved):
+            at_fit = at_fit + maths.curvature_product(
+                X, y, weights, state.point, moved, self._curvature_kind()
+            )
+        return state.residual_gradient - at_fit
+
+    def _line_search(self, request, gradient, direction):
+        """``t* ∈ (0, 1]`` minimising the method's own model along ``d``.
 
         Along ``d = −M⁻¹ ∇J_{-S}`` the objective without ``S`` is modelled as the
         quadratic model of the current objective (the stored curvature, gradient
@@ -383,11 +420,9 @@ feature_names_in_, n_iter_, n_layers_, n_outputs_, out_activation_
 
         With an exact quadratic loss on ``S`` the minimiser is the Newton step,
         ``t* = 1``; where the loss of ``S`` flattens (rows pushed past their
-        decision boundary) it stops earlier, where it curves more it goes further.
+        decision boundary) it stops earlier. It never lengthens the step.
         """
         X, y, sample_weight, state, theta = request[:5]
-        step_inverse = new_inverse if self.leave_out else inverse
-        direction = -step_inverse.apply(gradient)
         maths = self._erasure_maths()
         kind = self._curvature_kind()
         weights = sample_weight.astype(direction.dtype)
@@ -406,8 +441,7 @@ feature_names_in_, n_iter_, n_layers_, n_outputs_, out_activation_
             value = t * linear + 0.5 * t * t * quadratic - (moved - base)
             return value if np.isfinite(value) else np.inf
 
-        t = _minimise_on_log_grid(model, low=2.0**-12, high=2.0)
-        return self.forget_scale * t * direction
+        return _minimise_on_log_grid(model, low=2.0**-12, high=1.0)
 
     def _zero_forgotten_classes(self, theta, active):
         # A vanished class's own parameters (its output unit's incoming weights and

@@ -186,6 +186,8 @@ def test_fisher_matches_its_definition(n_classes, block_size):
         max_iter=300,
         random_state=0,
         block_size=block_size,
+        curvature="fisher",
+        damping=None,
     ).fit(X, y, sample_weight=w)
     maths = est._erasure_maths()
     theta = maths.pack(est.coefs_, est.intercepts_)
@@ -251,6 +253,8 @@ def test_update_equals_its_definition():
         random_state=0,
         block_size=None,
         forget_scale=0.3,
+        curvature="fisher",
+        damping=None,
     ).fit(X, y)
     maths = est._erasure_maths()
     theta = est.curvature_point_.copy()
@@ -394,6 +398,8 @@ def test_erasing_a_digit_moves_predictions_away_from_it():
         random_state=0,
         block_size="class",
         forget_scale=0.5,
+        curvature="fisher",
+        damping=None,
     ).fit(X, y)
     erased = y == 3
     assert np.mean(est.predict(X[erased]) == 3) > 0.95
@@ -425,8 +431,265 @@ def test_mini_batch_fisher_forgets_a_whole_class():
         max_iter=200,
         random_state=0,
         fisher_batch_size=10,
+        curvature="fisher",
         forget_scale=0.05,
     ).fit(X, y)
     rows = y == 2
     model.partial_forget(X[rows], y[rows])
     assert not np.any(model.predict(X) == 2)
+
+
+# -- Gauss–Newton curvature ----------------------------------------------------------
+def _logit_jacobian(ref, maths, theta, X):
+    """Dense ``∂z_i/∂θ`` of sklearn's own forward pass, by central differences."""
+
+    def logits(t):
+        ref.coefs_, ref.intercepts_ = maths.unpack(t)
+        output, ref.out_activation_ = ref.out_activation_, "identity"
+        z = ref._forward_pass_fast(X)
+        ref.out_activation_ = output
+        return z
+
+    h = 1e-6
+    J = np.empty((X.shape[0], maths.n_outputs, maths.n_params))
+    for j in range(maths.n_params):  # a loop over parameters, not samples
+        step = np.zeros_like(theta)
+        step[j] = h
+        J[:, :, j] = (logits(theta + step) - logits(theta - step)) / (2 * h)
+    return J
+
+
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+@pytest.mark.parametrize("n_classes", [2, 3])
+def test_gauss_newton_matches_its_definition(activation, n_classes):
+    # Σ_i w_i J_iᵀ (diag p_i − p_i p_iᵀ) J_i with J_i by finite differences.
+    X, y = _tiny_problem(n_classes, n_samples=12)
+    ref, maths, theta = _random_network(X, y, activation)
+    active = np.ones(n_classes, dtype=bool)
+    J = _logit_jacobian(ref, maths, theta, X)
+    p = maths.forward(X, theta)[-1]
+    if n_classes == 2:
+        H = (p * (1 - p))[:, :, None]
+    else:
+        H = np.stack([np.diag(pi) - np.outer(pi, pi) for pi in p])
+    w = check_random_state(2).uniform(0.5, 2.0, size=len(y))
+    expected = np.einsum("i,iap,iab,ibq->pq", w, J, H, J)
+
+    assert maths.factor_rank("gauss_newton") == maths.n_outputs
+    U = maths.factor_rows(X, y, theta, active, "gauss_newton")
+    assert U.shape == (len(y), maths.n_outputs, maths.n_params)
+    got = np.einsum("i,iqp,iqr->pr", w, U, U)
+    assert_allclose(got, expected, rtol=1e-6, atol=1e-8)
+    bounds = [(0, 9), (9, 20), (20, maths.n_params)]
+    blocks = maths.curvature_blocks(X, y, w, theta, active, "gauss_newton", bounds)
+    for block, (s, e) in zip(blocks, bounds):
+        assert_allclose(block, expected[s:e, s:e], rtol=1e-6, atol=1e-8)
+    # Quadratic form and losses without forming anything.
+    d = check_random_state(3).normal(size=maths.n_params)
+    assert_allclose(
+        maths.curvature_quadratic(X, y, w, theta, d, "gauss_newton"),
+        d @ expected @ d,
+        rtol=1e-6,
+    )
+    assert_allclose(
+        maths.curvature_product(X, y, w, theta, d, "gauss_newton"),
+        expected @ d,
+        rtol=1e-6,
+        atol=1e-8,
+    )
+    assert_allclose(maths.losses(X, y, theta), _log_losses(ref, maths, theta, X, y))
+
+
+def test_gauss_newton_is_the_hessian_of_a_network_without_hidden_layers():
+    # No hidden layer: the logits are linear in θ, so the GGN is the exact Hessian.
+    X, y = _tiny_problem(3, n_samples=20)
+    maths = MLPMaths([X.shape[1], 3], "relu")
+    theta = check_random_state(0).normal(size=maths.n_params)
+    U = maths.factor_rows(X, y, theta, np.ones(3, dtype=bool), "gauss_newton")
+    ggn = np.einsum("iqp,iqr->pr", U, U)
+
+    def gradient(t):
+        return maths.gradient_rows(X, y, t, np.ones(3, dtype=bool)).sum(axis=0)
+
+    h = 1e-6
+    hessian = np.column_stack(
+        [
+            (gradient(theta + h * e) - gradient(theta - h * e)) / (2 * h)
+            for e in np.eye(maths.n_params)
+        ]
+    )
+    assert_allclose(ggn, hessian, rtol=1e-5, atol=1e-7)
+
+
+def test_auto_damping_and_update_equal_their_definition():
+    X, y = _tiny_problem(3, n_samples=50)
+    est = ErasableMLPClassifier(
+        hidden_layer_sizes=(4,),
+        activation="tanh",
+        solver="lbfgs",
+        alpha=0.05,
+        max_iter=300,
+        random_state=0,
+        block_size=None,
+    ).fit(X, y)
+    assert est.curvature == "gauss_newton" and est.damping == "auto"
+    maths = est._erasure_maths()
+    theta = est.curvature_point_.copy()
+    active = np.ones(3, dtype=bool)
+    U = maths.factor_rows(X, y, theta, active, "gauss_newton").reshape(
+        -1, maths.n_params
+    )
+    ggn = U.T @ U
+    # λ = alpha + κ · mean diag, on every coordinate (plus the √eps floor).
+    scale = np.diag(ggn).mean()
+    lam = est.alpha + 1.0 * scale
+    assert_allclose(est.damping_diagonal_, lam + np.sqrt(np.finfo(float).eps) * scale)
+    M = np.linalg.inv(est.curvature_inverse_.to_dense())
+    null = maths.null_directions()
+    expected = ggn + np.diag(est.damping_diagonal_) + scale * null @ null.T
+    assert_allclose(M, expected, rtol=1e-7, atol=1e-9)
+    S = np.arange(6)
+    U_S = maths.factor_rows(X[S], y[S], theta, active, "gauss_newton")
+    U_S = U_S.reshape(-1, maths.n_params)
+    G = maths.gradient_rows(X[S], y[S], theta, active)
+    M_out = M - U_S.T @ U_S
+    expected_theta = theta - np.linalg.solve(
+        M_out, est.residual_gradient_ - G.sum(axis=0)
+    )
+    est.partial_forget(X[S], y[S])
+    assert_allclose(est._get_flat_params(), expected_theta, rtol=1e-6, atol=1e-10)
+    assert_allclose(
+        np.linalg.inv(est.curvature_inverse_.to_dense()), M_out, rtol=1e-6, atol=1e-9
+    )
+
+
+@pytest.mark.parametrize("curvature", ["gauss_newton", "fisher"])
+def test_sequential_requests_equal_one_request(curvature):
+    # linearization="fit": every request solves the same quadratic model, so two
+    # requests land where one request of all their rows does.
+    X, y = make_classification(
+        n_samples=80,
+        n_features=4,
+        n_informative=3,
+        n_redundant=0,
+        n_classes=3,
+        n_clusters_per_class=1,
+        flip_y=0.2,
+        random_state=0,
+    )
+    est = ErasableMLPClassifier(
+        hidden_layer_sizes=(5,),
+        solver="lbfgs",
+        alpha=1.0,
+        max_iter=300,
+        random_state=0,
+        curvature=curvature,
+        block_size=None,
+    ).fit(X, y)
+    one = pickle.loads(pickle.dumps(est)).partial_forget(X[:9], y[:9])
+    est.partial_forget(X[:5], y[:5]).partial_forget(X[5:9], y[5:9])
+    assert_allclose(est._get_flat_params(), one._get_flat_params(), atol=1e-10)
+    assert not np.allclose(est._get_flat_params(), est.curvature_point_)
+    # "current" re-linearises at the current parameters: a different path.
+    est.set_params(linearization="current")
+    again = pickle.loads(pickle.dumps(one)).set_params(linearization="current")
+    again.partial_forget(X[9:12], y[9:12])
+
+
+def test_line_search_shortens_the_step_only():
+    X, y = _tiny_problem(3, n_samples=60)
+    params = dict(hidden_layer_sizes=(5,), solver="lbfgs", max_iter=200, random_state=0)
+    fixed = ErasableMLPClassifier(**params, damping=1e-3).fit(X, y)
+    searched = pickle.loads(pickle.dumps(fixed)).set_params(step_length="line_search")
+    theta = fixed._get_flat_params()
+    S = y == 1
+    full = fixed.partial_forget(X[S][:8], y[S][:8])._get_flat_params() - theta
+    short = searched.partial_forget(X[S][:8], y[S][:8])._get_flat_params() - theta
+    t = (short @ full) / (full @ full)
+    assert 0 < t <= 1
+    assert_allclose(short, t * full, atol=1e-8 * np.abs(full).max())
+
+
+def test_mini_batch_is_for_the_fisher_only():
+    X, y = _tiny_problem(3, n_samples=40)
+    with pytest.raises(ValueError, match="Fisher only"):
+        ErasableMLPClassifier(
+            hidden_layer_sizes=(3,), max_iter=20, fisher_batch_size=5
+        ).fit(X, y)
+
+
+def test_defaults_keep_the_model_through_sequential_requests():
+    # Issue 9: a drop-in user, 20 requests of 1 % of the digits, defaults only.
+    X, y = load_digits(return_X_y=True)
+    X = X / 16.0
+    est = ErasableMLPClassifier(hidden_layer_sizes=(16,), random_state=0).fit(X, y)
+    before = est.score(X, y)
+    order = check_random_state(0).permutation(len(y))
+    k = len(y) // 100
+    for r in range(20):
+        rows = order[r * k : (r + 1) * k]
+        est.partial_forget(X[rows], y[rows])
+    kept = order[20 * k :]
+    assert est.score(X[kept], y[kept]) > before - 0.03
+
+
+def test_second_refit_gives_the_noise_floor():
+    from sklearn.base import clone
+
+    from sklearn_ssse.metrics import erasure_report, normalized_confusion_distance
+    from sklearn_ssse.model_selection import forget_scale_curve
+
+    X, y = _tiny_problem(3, n_samples=90)
+    model = ErasableMLPClassifier(
+        hidden_layer_sizes=(5,), solver="lbfgs", max_iter=200, random_state=0
+    )
+    original = model.fit(X, y)
+    S = np.arange(30)
+    keep = np.arange(30, 90)
+    refit = clone(model).fit(X[keep], y[keep])
+    refit_2 = clone(model).set_params(random_state=1).fit(X[keep], y[keep])
+    updated = pickle.loads(pickle.dumps(original)).partial_forget(X[S], y[S])
+    report = erasure_report(
+        updated, X[S], y[S], original=original, refit=refit, second_refit=refit_2
+    )
+    assert list(report) == ["original", "updated", "refit", "refit_2"]
+    expected = normalized_confusion_distance(
+        y[S],
+        refit_2.predict(X[S]),
+        y_pred_original=original.predict(X[S]),
+        y_pred_refit=refit.predict(X[S]),
+        labels=original.classes_,
+        zero_division=np.nan,
+    )
+    floor = report.noise_floor["normalized_confusion_distance"]
+    assert floor == expected or (np.isnan(floor) and np.isnan(expected))
+    assert "refit_2" in str(report)
+    assert (
+        erasure_report(updated, X[S], y[S], original=original, refit=refit).noise_floor
+        is None
+    )
+
+    curve = forget_scale_curve(
+        original,
+        X[S],
+        y[S],
+        refit_estimator=refit,
+        second_refit=refit_2,
+        forget_scales=[0.5, 1.0],
+        scoring="neg_normalized_confusion_distance",
+        zero_division=0.0,
+    )
+    floor = curve.noise_floor["neg_normalized_confusion_distance"]
+    assert_allclose(floor, -np.nan_to_num(expected, nan=0.0))
+    assert (
+        forget_scale_curve(
+            original,
+            X[S],
+            y[S],
+            refit_estimator=refit,
+            forget_scales=[1.0],
+            scoring="neg_normalized_confusion_distance",
+            zero_division=0.0,
+        ).noise_floor
+        is None
+    )
