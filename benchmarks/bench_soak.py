@@ -6,7 +6,9 @@ Issue 9's measurements, on data the unit tests never use:
    binary, a 10-class and a 26-class problem, for each curvature configuration: the
    Hessian at ε = 1 (the default since 0.2), the paper's Fisher at ε = 1 (the old
    default) and the Fisher at an ε calibrated on one separate 1 % deletion (the
-   paper's workflow). Test accuracy and the relative distance to the refit
+   paper's workflow), with the forgotten rows' gradients linearised at the fit
+   point (``linearization="fit"``, the default) or taken at the current point.
+   Test accuracy and the relative distance to the refit
    ``‖θ̂ − θ_refit‖ / ‖θ* − θ_refit‖`` (0: the refit; 1: as if nothing was erased)
    after 1, 10, 25 and 50 requests; the refit's accuracy after 50.
 2. **One large request** (5 % of the rows) with default settings where one Newton
@@ -46,8 +48,14 @@ TIGHT = dict(tol=1e-10, max_iter=10000)
 CHECKPOINTS = (1, 10, 25, 50)
 CONFIGS = {
     "Hessian, ε = 1 (default)": dict(curvature="hessian"),
+    "Hessian, ε = 1, gradients at the current point": dict(
+        curvature="hessian", linearization="current"
+    ),
     "Fisher, ε = 1": dict(curvature="fisher"),
     "Fisher, calibrated ε": dict(curvature="fisher", calibrate=True),
+    "Fisher, calibrated ε, gradients at the current point": dict(
+        curvature="fisher", linearization="current", calibrate=True
+    ),
 }
 
 

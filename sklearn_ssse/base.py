@@ -806,9 +806,14 @@ class ErasableMixin(PartialForgetRequestMixin):
         def dev(array):
             return _array_api.to_device(array, xp, device, dtype=theta.dtype)
 
-        # Gradient of the objective without S, at the current parameters.
+        # Gradient of the objective without S. With linearization="fit" the
+        # forgotten rows' gradients are taken where the curvature was built and
+        # moved to the current parameters by that curvature (below), so that every
+        # request solves the same quadratic model; otherwise at the current point.
+        # (A family passing its own ``step`` handles this itself.)
+        at_fit = step is None and getattr(self, "linearization", "current") == "fit"
         forgotten_sums = maths.gradient_sums(
-            X, y, sample_weight, theta, active, n_classes
+            X, y, sample_weight, state.point if at_fit else theta, active, n_classes
         )
         counts = state.class_counts - np.bincount(y, minlength=n_classes)
         weight_sums = np.maximum(
@@ -869,6 +874,13 @@ class ErasableMixin(PartialForgetRequestMixin):
                 removed_diagonal = xp.concat([xp.linalg.diagonal(W) for W in grams])
             # A mini-batch Fisher is an estimate: remove only what it holds.
             downdate = {"grams": grams, "prior": state.prior if estimated else None}
+
+        if at_fit:
+            moved = theta - state.point
+            if bool((np if xp is None else xp).any(moved != 0)):
+                gradient = gradient - self._curvature_product(
+                    X, y, sample_weight, state, old_weights, moved
+                )
 
         data_diagonal = None
         if not estimated:
@@ -946,6 +958,23 @@ class ErasableMixin(PartialForgetRequestMixin):
         attributes = self._flat_params_attributes(theta_new)
         attributes["erasure_state_"] = new_state
         return attributes
+
+    def _curvature_product(self, X, y, sample_weight, state, class_weights, vector):
+        """``C Σ_{i∈S} w_i K_i(θ*) v``: the forgotten rows' curvature at the fit
+        point (with the current class weights) times ``vector``."""
+        maths = self._erasure_maths()
+        C, _, _ = self._objective_scaling()
+        kind = self._curvature_kind()
+        all_active = np.ones(self.classes_.shape[0], dtype=bool)
+        rows = maths.factor_rows(X, y, state.point, all_active, kind)
+        xp, device = _array_api.namespace(vector)
+        weights = C * _array_api.to_numpy(sample_weight) * class_weights[y]
+        if xp is None:
+            U = (rows * np.sqrt(weights)[:, None, None]).reshape(-1, maths.n_params)
+        else:
+            root = _array_api.to_device(np.sqrt(weights), xp, device, vector.dtype)
+            U = xp.reshape(rows * root[:, None, None], (-1, maths.n_params))
+        return U.T @ (U @ vector)
 
     def _forget_copy(self, X, y, sample_weight=None, step=None):
         """A copy of the estimator after a request with a custom ``step``.

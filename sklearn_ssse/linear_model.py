@@ -66,6 +66,18 @@ random_state, solver, max_iter, verbose, warm_start, n_jobs
         costs nothing extra: the rows are taken out of the stored curvature either
         way. May be changed after ``fit``.
 
+    linearization : {"fit", "current"}, default="fit"
+        Where the forgotten rows' gradients are taken. ``"fit"``: at the fitted
+        parameters ``θ*`` (where the stored curvature was built), moved to the
+        current parameters by that curvature: every request then solves the same
+        quadratic model, so a sequence of requests lands where one request of all
+        their rows would, and errors cannot compound. ``"current"``: at the current
+        parameters (the paper's step; after many requests the curvature at ``θ*``
+        no longer matches there and the error compounds: on digits 50 requests of
+        1 % took test accuracy from 0.97 to 0.01, against 0.957 with ``"fit"``; see
+        the README, "Sequential requests"). Identical for the first request. May be
+        changed after ``fit``.
+
     damping : float or None, default=None
         λ ≥ 0 on the penalised coordinates of ``M``. ``None``: the penalty's own
         strength (1 in this scaling, 0 when ``C=np.inf``), so that ``λ·P`` is the
@@ -170,6 +182,7 @@ random_state, solver, max_iter, verbose, warm_start, n_jobs
         "forget_scale": [Interval(Real, 0, 100, closed="right")],
         "curvature": [StrOptions({"fisher", "hessian"})],
         "leave_out": ["boolean"],
+        "linearization": [StrOptions({"fit", "current"})],
         "damping": [Interval(Real, 0, None, closed="left"), None],
         "block_size": [
             None,
@@ -199,6 +212,7 @@ random_state, solver, max_iter, verbose, warm_start, n_jobs
         forget_scale=1.0,
         curvature="hessian",
         leave_out=True,
+        linearization="fit",
         damping=None,
         block_size=None,
         fisher_batch_size=1,
@@ -222,6 +236,7 @@ random_state, solver, max_iter, verbose, warm_start, n_jobs
         self.forget_scale = forget_scale
         self.curvature = curvature
         self.leave_out = leave_out
+        self.linearization = linearization
         self.damping = damping
         self.block_size = block_size
         self.fisher_batch_size = fisher_batch_size
