@@ -20,7 +20,7 @@ import numpy as np
 from sklearn import get_config
 from sklearn.utils.validation import _num_features, _num_samples
 
-from ._curvature import block_bounds
+from ._curvature import BlockDiagonalInverse, block_bounds
 
 __all__ = [
     "CurvatureMemoryError",
@@ -199,11 +199,11 @@ def estimate_block_diagonal(
     itemsize = np.dtype(dtype).itemsize
     sizes = np.array([stop - start for start, stop in bounds], dtype=np.int64)
     n_params = int(sizes.sum())
-    blocks = int(np.sum(sizes * sizes)) * itemsize
+    blocks = BlockDiagonalInverse.estimate_nbytes(n_params, dtype, bounds=bounds)
     largest = int(sizes.max(initial=0)) ** 2 * itemsize
-    # Fitted point, residual gradient, damping diagonal, one more for the step;
-    # the class sums of class_weight="balanced".
-    vectors = (4 + n_classes * class_sums) * n_params * itemsize
+    # Fitted point, coefficients, residual gradient, damping and data diagonals,
+    # one more for the step; the class sums of class_weight="balanced".
+    vectors = (6 + n_classes * class_sums) * n_params * itemsize
     # Chunk temporaries: at most the working memory, at most a few weighted
     # copies of the widest block's columns for every row.
     cap = min(get_config()["working_memory"] * 2**20, CHUNK_BYTES)
