@@ -391,7 +391,7 @@ def _message(estimator, candidates, options, budget, memory_budget):
             f"this machine's {format_bytes(total)}" if total else "8 GiB"
         )
     else:
-        allowed = f"{format_bytes(budget)}, memory_budget={memory_budget!r} MiB"
+        allowed = f"{format_bytes(budget)}, memory_budget={memory_budget:g} MiB"
     lines = [
         f"{name}: the erasure state would not fit in the memory budget "
         f"({allowed}); nothing was fitted. Estimated (peak: while fitting, or "
@@ -407,3 +407,84 @@ def _message(estimator, candidates, options, budget, memory_budget):
         "  - or a larger memory_budget (a number of MiB; None skips this check)."
     )
     return "\n".join(lines)
+
+
+def check_outputs_memory_budget(estimator, X, Y, n_jobs=None):
+    """:func:`check_memory_budget` for one clone of ``estimator`` per column of
+    ``Y``, all held together (a multi-output model).
+
+    The stored states add up; a fit builds up to ``n_jobs`` outputs at once; a
+    request computes every output's new state before publishing any. Checked
+    against ``estimator.memory_budget``.
+
+    Returns
+    -------
+    MemoryEstimate or None
+        ``None`` when ``estimator`` keeps no erasure state or the data's shape
+        cannot be read before validation.
+
+    Raises
+    ------
+    CurvatureMemoryError
+        If the outputs' states together do not fit the budget.
+    """
+    from joblib import effective_n_jobs
+    from sklearn.base import clone
+
+    if not hasattr(estimator, "_erasure_maths_for"):
+        return None
+    try:
+        Y = np.asarray(Y)
+    except (TypeError, ValueError):
+        return None
+    if Y.ndim != 2 or Y.shape[1] == 0:
+        return None
+    probe = clone(estimator).set_params(memory_budget=None, verbose=0)
+
+    def together(probe):
+        outputs = [check_memory_budget(probe, X, column) for column in Y.T]
+        if any(output is None for output in outputs):
+            return None
+        stored = sum(output.stored_bytes for output in outputs)
+        building = max(o.fit_peak_bytes - o.stored_bytes for o in outputs)
+        concurrent = max(1, min(int(effective_n_jobs(n_jobs)), len(outputs)))
+        return MemoryEstimate(
+            structure=f"{len(outputs)} outputs, each {outputs[0].structure}",
+            params={"estimator__" + k: v for k, v in outputs[0].params.items()},
+            stored_bytes=stored,
+            fit_peak_bytes=stored + concurrent * building,
+            request_peak_bytes=sum(output.request_peak_bytes for output in outputs),
+            dtype=outputs[0].dtype,
+        )
+
+    estimate = together(probe)
+    memory_budget = getattr(estimator, "memory_budget", "auto")
+    budget = resolve_budget(memory_budget)
+    if estimate is None or budget is None or estimate.peak_bytes <= budget:
+        return estimate
+    options = []
+    size, fitting = 1, None
+    while size < estimate.stored_bytes:  # a generous bound on the block size
+        candidate = together(clone(probe).set_params(block_size=size))
+        if candidate is None or candidate.peak_bytes > budget:
+            break
+        fitting, size = candidate, 2 * size
+    if fitting is not None:
+        options.append(fitting)
+    if estimate.dtype == np.float64 and estimate.peak_bytes // 2 <= budget:
+        # every array of the state is in the data's dtype: float32 halves it
+        options.append(
+            MemoryEstimate(
+                structure=estimate.structure,
+                params=estimate.params,
+                stored_bytes=estimate.stored_bytes // 2,
+                fit_peak_bytes=estimate.fit_peak_bytes // 2,
+                request_peak_bytes=estimate.request_peak_bytes // 2,
+                dtype=np.dtype(np.float32),
+            )
+        )
+    raise CurvatureMemoryError(
+        _message(estimator, [estimate], options, budget, memory_budget).replace(
+            type(estimator).__name__, "ErasableMultiOutputClassifier", 1
+        )
+    )

@@ -22,6 +22,7 @@ from sklearn.utils.validation import check_array, check_is_fitted
 from threadpoolctl import threadpool_limits
 
 from . import _array_api
+from ._memory import check_outputs_memory_budget
 from .base import (
     CURVATURE_PARAMS,
     ErasableMixin,
@@ -266,7 +267,14 @@ class ErasableMultiOutputClassifier(PartialForgetRequestMixin, MultiOutputClassi
         -------
         self : object
             The fitted estimator.
+
+        Raises
+        ------
+        CurvatureMemoryError
+            Before anything is fitted, if the outputs' erasure states together
+            would not fit in the sub-estimator's ``memory_budget``.
         """
+        check_outputs_memory_budget(self.estimator, X, Y, n_jobs=self.n_jobs)
         with erasure_lock(self):
             super().fit(X, Y, sample_weight=sample_weight, **fit_params)
             self.n_forgotten_ = 0

@@ -14,11 +14,13 @@ from sklearn_ssse._memory import (
     CurvatureMemoryError,
     MemoryEstimate,
     check_memory_budget,
+    check_outputs_memory_budget,
     estimate_block_diagonal,
     format_bytes,
     physical_memory,
     resolve_budget,
 )
+from sklearn_ssse.multioutput import ErasableMultiOutputClassifier
 from sklearn_ssse.neural_network import ErasableMLPClassifier
 
 
@@ -211,3 +213,27 @@ def test_mlp_refuses_a_network_that_does_not_fit():
     estimate = check_memory_budget(mlp.set_params(memory_budget=None), X, y)
     n_params = 50 * 400 + 400 + 400 + 1
     assert estimate.stored_bytes >= n_params**2 * 8
+
+
+def test_multioutput_checks_the_outputs_together():
+    X, _ = _data(n=100, m=300)
+    rng = np.random.default_rng(0)
+    Y = (rng.uniform(size=(100, 8)) < 0.5).astype(int)
+    one = check_memory_budget(ErasableLogisticRegression(), X, Y[:, 0])
+    together = check_outputs_memory_budget(ErasableLogisticRegression(), X, Y)
+    assert together.stored_bytes == 8 * one.stored_bytes
+    budget = 5 * one.peak_bytes / 2**20  # one output fits, eight do not
+    base = ErasableLogisticRegression(memory_budget=budget)
+    model = ErasableMultiOutputClassifier(base)
+    with mock.patch.object(LogisticRegression, "fit") as solver:
+        with pytest.raises(CurvatureMemoryError) as info:
+            model.fit(X, Y)
+    solver.assert_not_called()
+    assert not hasattr(model, "estimators_")
+    message = str(info.value)
+    assert message.startswith("ErasableMultiOutputClassifier")
+    assert "8 outputs" in message and "estimator__block_size=" in message
+    assert "float32" in message
+    suggested = int(message.split("estimator__block_size=")[2].split()[0])
+    base.set_params(block_size=suggested)
+    ErasableMultiOutputClassifier(base).fit(X, Y)
