@@ -9,7 +9,7 @@ budget lets ``fit`` build, it measures, in one run on this machine:
   (the same solver plus the erasure state) times, and the traced peak memory of
   the erasable fit (``tracemalloc``: numpy's and scipy's arrays);
 - the stored curvature's bytes;
-- the latency of a 1-row request (median of 10) and of a 100-row request (median
+- the latency of a 1-row request (median of 10, or 5) and of a 100-row request (median
   of up to 3), against a plain refit on the remaining rows;
 - on the problem where the dense block fits, the relative parameter distance to
   a tight refit of a 1 % deletion, ``‖θ̂ − θ_refit‖ / ‖θ* − θ_refit‖``, with the
@@ -67,6 +67,7 @@ class Representation:
     dtype: type = np.float32
     problems: tuple = ()  # names of the problems to run it on (empty: all)
     fidelity_only: bool = False  # a reference of the distance column only
+    estimate_only: bool = False  # report the estimate, build nothing (too slow)
     extra: dict = field(default_factory=dict)
 
 
@@ -83,20 +84,23 @@ QUICK_PROBLEMS = {
 SMALL = ("binary, ~7 700 features", "binary, ~4 600 features")
 WIDE_MULTINOMIAL = ("6 classes, ~28 000 features", "6 classes, ~4 600 features")
 REPRESENTATIONS = [
-    # float64 also where it cannot fit: the refusal, before the solver, is timed.
+    # Cheapest first: the time limit cuts the most expensive.
+    Representation("blocks of 1 024, float32", {"block_size": 1024}),
+    Representation(
+        "diagonal, float32", {"block_size": 1}, problems=SMALL, fidelity_only=True
+    ),
+    Representation("dense block, float32", {"block_size": None}, problems=SMALL),
+    # float64: the estimate only (its inversion alone is d³ flops, twice float32's
+    # time), and the refusal, before the solver, where it cannot fit.
     Representation(
         "dense block, float64",
         {"block_size": None},
         np.float64,
         problems=SMALL + WIDE_MULTINOMIAL,
+        estimate_only=True,
     ),
-    Representation("dense block, float32", {"block_size": None}, problems=SMALL),
-    Representation("blocks of 1 024, float32", {"block_size": 1024}),
     Representation(
         "blocks of 256, float32", {"block_size": 256}, problems=WIDE_MULTINOMIAL
-    ),
-    Representation(
-        "diagonal, float32", {"block_size": 1}, problems=SMALL, fidelity_only=True
     ),
 ]
 
@@ -116,6 +120,17 @@ def scalable_representations():
         )
         for option in sorted(options - {"auto", "blocks"})
     ]
+
+
+def distinct_rows(X, y):
+    """The corpus without repeated documents (a request may name a row once)."""
+    keys = [
+        X.indices[a:b].tobytes() + X.data[a:b].tobytes()
+        for a, b in zip(X.indptr[:-1], X.indptr[1:])
+    ]
+    _, first = np.unique(np.array(keys, dtype=object), return_index=True)
+    first = np.sort(first)
+    return X[first], y[first]
 
 
 def timed(function, *args, **kwargs):
@@ -195,6 +210,16 @@ def measure(problem, X, y, representations, lr_params, started, quick):
                 }
             )
             continue
+        if rep.estimate_only:
+            rows.append(
+                {
+                    "representation": rep.name,
+                    "estimated": True,
+                    "stored": estimate.stored_bytes,
+                    "peak estimate": estimate.peak_bytes,
+                }
+            )
+            continue
         if time.perf_counter() - started > TIME_LIMIT_S:
             rows.append({"representation": rep.name, "skipped": True})
             continue
@@ -208,8 +233,8 @@ def measure(problem, X, y, representations, lr_params, started, quick):
             fidelity[rep.name] = distance(model, Xr, y, one_percent, fidelity["refit"])
         if rep.fidelity_only:
             continue
-        one_s = requests(model, Xr, y, rng, 1, 10)
-        hundred_s = requests(model, Xr, y, rng, 100, 1 if fit_s > 60 else 3)
+        one_s = requests(model, Xr, y, rng, 1, 5 if fit_s > 10 else 10)
+        hundred_s = requests(model, Xr, y, rng, 100, 1 if fit_s > 30 else 3)
         rows.append(
             {
                 "representation": rep.name,
@@ -250,6 +275,13 @@ def table(problem, shape, nnz, rows, fidelity):
     for row in rows:
         if row.get("skipped"):
             lines.append(f"| {row['representation']} | skipped (time limit) |||||||")
+            continue
+        if row.get("estimated"):
+            lines.append(
+                f"| {row['representation']} | not built (estimate only) | — "
+                f"| estimate {format_bytes(row['peak estimate'])} "
+                f"| estimate {format_bytes(row['stored'])} | — | — | — |"
+            )
             continue
         if "refused" in row:
             lines.append(
@@ -310,18 +342,20 @@ def run(quick):
         f"{scipy.__version__}, scikit-learn {sklearn.__version__}; one BLAS "
         "thread for everything (plain fits included). Data: "
         "`load_docstring_corpus` (TF-IDF of the standard library's docstrings). "
+        "Repeated documents are dropped (a request names each row once). "
         "Model: `ErasableLogisticRegression(curvature='hessian', C=1.0)` with the "
         "representation's parameters, on X in its dtype; plain: "
         "`LogisticRegression(C=1.0)` (best of 2). Erasable fit includes the "
         "solver; traced peak is `tracemalloc`'s during it. 1 row: median of 10 "
-        "requests; 100 rows: median of 3 (1 when the fit took over a minute), "
+        "requests (5 when the fit took over 10 s); 100 rows: median of 3 (1 when "
+        "the fit took over 30 s), "
         "against one plain refit on the remaining rows. Distance: "
         "‖θ̂ − θ_refit‖ / ‖θ* − θ_refit‖ for a random 1 % deletion against a "
         "tight refit (tol=1e-10), where the dense block fits.",
         "",
     ]
     for problem, kwargs in problems.items():
-        X, y = load_docstring_corpus(**kwargs)
+        X, y = distinct_rows(*load_docstring_corpus(**kwargs))
         rows, fidelity = measure(
             problem, X, y, representations, lr_params, started, quick
         )
