@@ -52,6 +52,7 @@ from sklearn_ssse._memory import (
     format_bytes,
 )
 from sklearn_ssse.datasets import load_docstring_corpus
+from sklearn_ssse.exceptions import ErasureError
 
 RESULTS = Path(__file__).parent / "results" / "text.md"
 # Stop starting new measurements after this long (the run stays a few minutes).
@@ -233,8 +234,12 @@ def measure(problem, X, y, representations, lr_params, started, quick):
             fidelity[rep.name] = distance(model, Xr, y, one_percent, fidelity["refit"])
         if rep.fidelity_only:
             continue
-        one_s = requests(model, Xr, y, rng, 1, 5 if fit_s > 10 else 10)
-        hundred_s = requests(model, Xr, y, rng, 100, 1 if fit_s > 30 else 3)
+        try:
+            one_s = requests(model, Xr, y, rng, 1, 5 if fit_s > 10 else 10)
+            hundred_s = requests(model, Xr, y, rng, 100, 1 if fit_s > 30 else 3)
+        except ErasureError as exc:  # a refused request is a result too
+            rows.append({"representation": rep.name, "error": type(exc).__name__})
+            continue
         rows.append(
             {
                 "representation": rep.name,
@@ -275,6 +280,12 @@ def table(problem, shape, nnz, rows, fidelity):
     for row in rows:
         if row.get("skipped"):
             lines.append(f"| {row['representation']} | skipped (time limit) |||||||")
+            continue
+        if "error" in row:
+            lines.append(
+                f"| {row['representation']} | a request was refused: "
+                f"{row['error']} |||||||"
+            )
             continue
         if row.get("estimated"):
             lines.append(
@@ -320,7 +331,10 @@ def table(problem, shape, nnz, rows, fidelity):
     return lines
 
 
-def main(quick=False):
+def main(quick=False, time_limit=None):
+    global TIME_LIMIT_S
+    if time_limit is not None:
+        TIME_LIMIT_S = time_limit
     # One BLAS thread: on a shared machine, OpenBLAS threads waiting for a core
     # made small inversions 10-30 × slower than on one thread (measured).
     with threadpool_limits(limits=1, user_api="blas"):
@@ -337,7 +351,9 @@ def run(quick):
         f"# Sparse text: build, memory and requests ({datetime.date.today()}; "
         f"{os.cpu_count()} cores, shared, noisy)",
         "",
-        f"`python benchmarks/bench_text.py{' --quick' if quick else ''}`; Python "
+        f"`python benchmarks/bench_text.py{' --quick' if quick else ''}"
+        f"{f' --time-limit {TIME_LIMIT_S:g}' if TIME_LIMIT_S != 480 else ''}`; "
+        "Python "
         f"{platform.python_version()}, NumPy {np.__version__}, SciPy "
         f"{scipy.__version__}, scikit-learn {sklearn.__version__}; one BLAS "
         "thread for everything (plain fits included). Data: "
@@ -371,4 +387,10 @@ def run(quick):
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small smoke run")
+    parser.add_argument(
+        "--time-limit",
+        type=float,
+        default=None,
+        help=f"seconds after which no new fit starts (default {TIME_LIMIT_S})",
+    )
     main(**vars(parser.parse_args()))
