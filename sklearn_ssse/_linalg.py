@@ -1,4 +1,4 @@
-"""Dense linear algebra of the inverse curvature: factor, invert, downdate.
+"""Linear algebra of the inverse curvature: accumulate, factor, invert, downdate.
 
 Every function here works on one symmetric positive definite block and knows nothing
 about models. The estimators only ever call :class:`~sklearn_ssse._curvature.
@@ -11,8 +11,15 @@ from scipy.linalg import get_blas_funcs, get_lapack_funcs
 
 from . import _array_api
 
+try:  # scipy's own kernel of ``csr + dense``: adds a CSR matrix into a C array
+    from scipy.sparse._sparsetools import csr_todense as _csr_add_into
+except ImportError:  # pragma: no cover - a scipy without it: numpy's indexing
+    _csr_add_into = None
+
 __all__ = [
     "accumulate_gram",
+    "add_sparse_into",
+    "scale_rows",
     "as_dense",
     "symmetrize_from_lower",
     "spd_inverse",
@@ -34,8 +41,8 @@ def symmetrize_from_lower(A, panel=256):
         stop = min(start + panel, d)
         A[:start, start:stop] = A[start:stop, :start].T
         square = A[start:stop, start:stop]
-        upper = np.triu_indices(stop - start, k=1)
-        square[upper] = square.T[upper]
+        # panel² temporaries: faster than indexing with triu_indices
+        square[...] = np.tril(square) + np.tril(square, -1).T
     return A
 
 
@@ -52,7 +59,9 @@ def accumulate_gram(out, A, B, v=None, same=False):
     :func:`symmetrize_from_lower`. ``A`` and ``B`` may be dense or sparse. When
     ``out`` is large and C-contiguous the product is written straight into it by
     scipy's BLAS (no ``d × d`` temporary); otherwise numpy computes it aside and
-    adds it.
+    adds it. When both are sparse the product is a sparse one (SpGEMM) whose
+    stored entries alone are added to ``out`` (:func:`add_sparse_into`): its cost
+    follows the non-zeros, and nothing of ``out``'s size is allocated.
     """
     syrk = same and (v is None or np.all(v >= 0))
     if v is not None:
@@ -65,7 +74,11 @@ def accumulate_gram(out, A, B, v=None, same=False):
         else:
             B = B.multiply(v[:, None]) if sp.issparse(B) else B * v[:, None]
     if sp.issparse(A) or sp.issparse(B):
-        out += as_dense(A.T @ B)
+        if sp.issparse(A) and sp.issparse(B):
+            # SpGEMM, then only the product's stored entries touch ``out``.
+            add_sparse_into(out, sp.csr_matrix(A.T) @ sp.csr_matrix(B), unique=True)
+        else:
+            out += as_dense(A.T @ B)
         return
     small = out.nbytes <= IN_PLACE_MIN_BYTES
     if small or not (out.flags.c_contiguous and out.dtype == A.dtype == B.dtype):
@@ -82,6 +95,54 @@ def accumulate_gram(out, A, B, v=None, same=False):
         )
     if not np.shares_memory(result, out):
         out[...] = result.T
+
+
+def add_sparse_into(out, P, offset=(0, 0), unique=False):
+    """``out[i:i+a, j:j+b] += P`` for a sparse ``P``, in ``O(nnz(P))``.
+
+    No dense temporary: only the stored entries of ``P`` touch ``out``.
+
+    Parameters
+    ----------
+    out : ndarray of shape (n, m)
+        Dense target, updated in place (fastest when C-contiguous).
+    P : sparse matrix of shape (a, b)
+        The term to add.
+    offset : (int, int), default=(0, 0)
+        ``(i, j)``: where ``P``'s first entry goes in ``out``.
+    unique : bool, default=False
+        Whether ``P`` is known to hold no duplicate entries (true of scipy's
+        sparse products); otherwise they are summed first.
+
+    Returns
+    -------
+    out : ndarray
+    """
+    P = sp.csr_matrix(P)
+    i, j = (int(k) for k in offset)
+    if P.nnz == 0:
+        return out
+    if not unique:
+        P.sum_duplicates()  # a repeated index would add only once below
+    data = P.data.astype(out.dtype, copy=False)
+    columns = P.indices + np.asarray(j, dtype=P.indices.dtype) if j else P.indices
+    if _csr_add_into is not None and out.flags.c_contiguous and out.flags.writeable:
+        # Whole rows of a C array are C-contiguous: one pass in C, row by row
+        # (the kernel of scipy's ``csr + dense``, which runs it on a copy).
+        rows = out[i : i + P.shape[0]]
+        _csr_add_into(P.shape[0], out.shape[1], P.indptr, columns, data, rows)
+        return out
+    rows = np.repeat(np.arange(i, i + P.shape[0], dtype=np.intp), np.diff(P.indptr))
+    out[rows, columns] += data
+    return out
+
+
+def scale_rows(A, scale):
+    """``diag(scale) @ A`` for a CSR matrix ``A``, as a new CSR matrix in ``O(nnz)``."""
+    A = sp.csr_matrix(A)
+    out = A.copy()
+    out.data *= np.repeat(np.asarray(scale, dtype=A.dtype), np.diff(A.indptr))
+    return out
 
 
 def as_dense(matrix):

@@ -17,11 +17,81 @@ the diagonal) per pair of output rows, over chunks of rows, so nothing of size
 import numpy as np
 import scipy.sparse as sp
 from scipy.special import expit, softmax
+from sklearn import get_config
 from sklearn.utils import check_random_state
 
 from . import _array_api
-from ._linalg import accumulate_gram, as_dense, symmetrize_from_lower
-from ._maths import ModelMaths, row_chunks
+from ._linalg import (
+    accumulate_gram,
+    add_sparse_into,
+    as_dense,
+    symmetrize_from_lower,
+)
+from ._maths import ModelMaths, row_chunks, sum_over_row_groups
+
+# A sparse product (scipy's SpGEMM, one thread) costs about this many dense
+# multiply-adds per scalar product it makes (measured: 50–80 ns against 0.07 ns
+# in a BLAS GEMM on two cores). Below it, densifying chunks of a sparse X is
+# faster; TF-IDF text is thousands of times above it.
+SPARSE_PRODUCT_COST = 500
+
+# Rows of a sparse chunk are grouped until the products they make could hold this
+# much (each stored entry of a product costs about 24 bytes: value, index, and
+# the flat index of its place in the block).
+MAX_SPARSE_CHUNK_BYTES = 64 * 2**20
+PRODUCT_ENTRY_BYTES = 24
+
+
+def sparse_products_pay(X, width):
+    """Whether sparse products beat dense GEMMs on the densified rows of ``X``.
+
+    A row with ``k`` non-zeros makes at most ``k²`` scalar products in a sparse
+    Gram product and ``width²`` in a dense one.
+    """
+    nnz = _row_nnz(X)
+    return SPARSE_PRODUCT_COST * float(nnz @ nnz) < X.shape[0] * float(width) ** 2
+
+
+def sparse_row_chunks(X, row_bytes=0):
+    """Slices of the rows of a sparse ``X`` whose Gram products fit a bounded memory.
+
+    A row with ``k`` non-zeros adds at most ``k²`` entries to a chunk's sparse
+    product; chunks are cut where that bound (times :data:`PRODUCT_ENTRY_BYTES`),
+    plus ``row_bytes`` of dense temporaries per row, reaches the working memory
+    (scikit-learn's ``working_memory``, at most :data:`MAX_SPARSE_CHUNK_BYTES`).
+    A chunk holds at least one row.
+    """
+    budget = min(get_config()["working_memory"] * 2**20, MAX_SPARSE_CHUNK_BYTES)
+    nnz = _row_nnz(X)
+    cost = np.cumsum(PRODUCT_ENTRY_BYTES * nnz * (nnz + 1) + row_bytes + 1)
+    n, start = X.shape[0], 0
+    while start < n:
+        base = cost[start - 1] if start else 0.0
+        stop = int(np.searchsorted(cost, base + budget, side="right"))
+        stop = min(max(stop, start + 1), n)
+        yield slice(start, stop)
+        start = stop
+
+
+def _row_nnz(X):
+    """Stored entries of each row of a sparse matrix or array, as floats."""
+    X = sp.csr_matrix(X)  # no copy for CSR
+    return np.diff(X.indptr).astype(np.float64)
+
+
+class _ColumnSlices:
+    """Column ranges of a sparse chunk, as CSC matrices, each made once."""
+
+    def __init__(self, X):
+        self.X = sp.csc_matrix(X)
+        self.cache = {}
+
+    def __call__(self, lo, hi):
+        if (lo, hi) not in self.cache:
+            full = lo == 0 and hi == self.X.shape[1]
+            self.cache[lo, hi] = self.X if full else self.X[:, lo:hi]
+        return self.cache[lo, hi]
+
 
 __all__ = ["LogisticMaths"]
 
@@ -211,6 +281,8 @@ class LogisticMaths(ModelMaths):
         bounds,
         batch_size=1,
         random_state=None,
+        n_jobs=None,
+        verbose=0,
     ):
         xp, device = _array_api.namespace(X, theta)
         if xp is not None:
@@ -236,21 +308,69 @@ class LogisticMaths(ModelMaths):
             if kind != "fisher":
                 raise ValueError("fisher_batch_size > 1 applies to the Fisher only")
             return super().curvature_blocks(
-                X, y, weights, theta, active, kind, bounds, batch_size, random_state
+                X,
+                y,
+                weights,
+                theta,
+                active,
+                kind,
+                bounds,
+                batch_size,
+                random_state,
+                n_jobs=n_jobs,
+                verbose=verbose,
             )
+        blocks = sum_over_row_groups(
+            self._curvature_part,
+            X,
+            (y, weights),
+            n_jobs=n_jobs,
+            verbose=verbose,
+            theta=theta,
+            active=active,
+            kind=kind,
+            bounds=bounds,
+            sparse=sp.issparse(X) and sparse_products_pay(X, self.width),
+        )
+        return [symmetrize_from_lower(block) for block in blocks]
+
+    def _curvature_part(
+        self, X, y, weights, *, rows, progress, theta, active, kind, bounds, sparse
+    ):
+        """Lower triangles of the blocks over the rows of ``X`` (``rows`` is None).
+
+        ``sparse``: sparse products over chunks of rows sized by their non-zeros
+        (:func:`sparse_row_chunks`); otherwise dense GEMMs over chunks sized by
+        their width, a sparse ``X`` being densified one chunk at a time.
+        """
         Theta = theta.reshape(self.n_outputs, self.width)
         blocks = [np.zeros((e - s, e - s), dtype=theta.dtype) for s, e in bounds]
         segments = [self._segments(s, e) for s, e in bounds]
-        # Per row: two weighted column pieces of the widest segment, and p, r.
-        widest = max(hi - lo for segs in segments for _, lo, hi, _ in segs)
-        row_bytes = X.dtype.itemsize * (2 * widest + 4 * self.n_outputs)
-        for rows in row_chunks(X.shape[0], row_bytes):
-            Xc = X[rows]
-            p, r = self._residuals(Xc, y[rows], Theta, active)
-            w = weights[rows]
-            for block, segs in zip(blocks, segments):
-                self._add_block(block, segs, Xc, p, r, w, kind)
-        return [symmetrize_from_lower(block) for block in blocks]
+        densify = sp.issparse(X) and not sparse
+        if sparse:
+            chunks = sparse_row_chunks(X, 4 * X.dtype.itemsize * self.n_outputs)
+        else:
+            # Per row: two weighted column pieces of the widest segment, p and r
+            # (and the densified row of a sparse X).
+            widest = max(hi - lo for segs in segments for _, lo, hi, _ in segs)
+            row_bytes = X.dtype.itemsize * (
+                2 * widest + 4 * self.n_outputs + densify * self.n_features
+            )
+            chunks = row_chunks(X.shape[0], row_bytes)
+        for chunk in chunks:
+            Xc = X[chunk]
+            p, r = self._residuals(Xc, y[chunk], Theta, active)
+            w = weights[chunk]
+            if sparse:
+                columns = _ColumnSlices(Xc)
+                for block, segs in zip(blocks, segments):
+                    self._add_block_sparse(block, segs, columns, p, r, w, kind)
+            else:
+                Xc = Xc.toarray() if densify else Xc
+                for block, segs in zip(blocks, segments):
+                    self._add_block(block, segs, Xc, p, r, w, kind)
+            progress.update(chunk.stop - chunk.start)
+        return blocks
 
     def _segments(self, start, stop):
         """Pieces ``(output row, first column, stop column, offset)`` of a block."""
@@ -280,19 +400,38 @@ class LogisticMaths(ModelMaths):
                     weighted = self._columns(X, lo_b, hi_b, v)
                     accumulate_gram(part, weighted, self._columns(X, lo_a, hi_a))
 
+    def _add_block_sparse(self, block, segs, columns, p, r, w, kind):
+        """:meth:`_add_block` for a sparse chunk: one sparse product per pair of
+        segments, ``X[:, J_b]ᵀ diag(v_ab) X[:, J_a]``, whose stored entries alone
+        are added to the block (its cost follows the non-zeros), and the
+        intercept's row, column and corner as dense vectors."""
+        m, s = self.n_features, self.intercept_scaling
+        for i, (a, lo_a, hi_a, off_a) in enumerate(segs):
+            Fa = columns(lo_a, min(hi_a, m))
+            na = Fa.shape[1]
+            for b, lo_b, hi_b, off_b in segs[i:]:
+                v = w * self._pair_weights(p, r, kind, a, b)
+                part = block[off_b : off_b + hi_b - lo_b, off_a : off_a + hi_a - lo_a]
+                Fb = columns(lo_b, min(hi_b, m))
+                nb = Fb.shape[1]
+                if na and nb:
+                    weighted = Fa.copy()
+                    weighted.data *= v[weighted.indices]
+                    product = Fb.T @ weighted  # X[:, J_b]ᵀ diag(v) X[:, J_a]
+                    add_sparse_into(block, product, (off_b, off_a), unique=True)
+                if hi_b > m and na:  # the intercept's row: s · vᵀ X[:, J_a]
+                    part[nb, :na] += s * (Fa.T @ v)
+                if hi_a > m and nb:
+                    part[:nb, na] += s * (Fb.T @ v)
+                if hi_a > m and hi_b > m:
+                    part[nb, na] += s * s * v.sum()
+
     def _columns(self, X, lo, hi, row_scale=None):
-        """Columns ``lo:hi`` of ``x̃ = [x, s]`` for a chunk, each row times
-        ``row_scale``: one new chunk-sized array (or sparse matrix)."""
+        """Columns ``lo:hi`` of ``x̃ = [x, s]`` for a dense chunk, each row times
+        ``row_scale``: one new chunk-sized array."""
         m, s = self.n_features, self.intercept_scaling
         features = X[:, lo : min(hi, m)]
         n = X.shape[0]
-        if sp.issparse(X):
-            if hi > m:
-                column = sp.csr_matrix(np.full((n, 1), s, dtype=X.dtype))
-                features = sp.hstack([features, column], format="csr")
-            if row_scale is None:
-                return features
-            return sp.csr_matrix(features.multiply(row_scale[:, None]))
         out = np.empty((n, hi - lo), dtype=X.dtype)
         f = features.shape[1]
         if row_scale is None:

@@ -12,15 +12,25 @@ Hessian ``∇²ℓ_i`` for ``kind="hessian"``). Functions here return the *unsca
 """
 
 from abc import ABC, abstractmethod
+from time import perf_counter
 
 import numpy as np
 import scipy.sparse as sp
+from joblib import cpu_count, effective_n_jobs
 from sklearn import get_config
 from sklearn.utils import check_random_state, gen_batches
+from sklearn.utils.parallel import Parallel, delayed
+from threadpoolctl import threadpool_limits
 
 from ._linalg import accumulate_gram, symmetrize_from_lower
 
-__all__ = ["ModelMaths", "row_chunks"]
+__all__ = [
+    "BuildProgress",
+    "ModelMaths",
+    "n_row_groups",
+    "row_chunks",
+    "sum_over_row_groups",
+]
 
 # Level-3 products reach full speed long before this; a larger chunk would only
 # raise fit's peak memory (scikit-learn's working_memory caps it further).
@@ -47,6 +57,145 @@ def row_chunks(n_rows, row_bytes, multiple=1):
     size = max(int(budget // max(row_bytes, 1)), 1)
     size = max(size - size % multiple, multiple)
     return gen_batches(n_rows, size)
+
+
+class BuildProgress:
+    """Progress of a long sum over rows, printed scikit-learn style when verbose.
+
+    With ``verbose=1`` a line at most every ``interval`` seconds (5 by default)
+    and one at the end; with ``verbose >= 2`` a line per update (per chunk, or
+    per group of chunks when the build runs in parallel). Silent at ``0``.
+    """
+
+    def __init__(self, total, verbose=0, label="curvature", interval=None):
+        self.total = int(total)
+        self.verbose = int(verbose or 0)
+        self.label = label
+        if interval is None:
+            interval = 5.0 if self.verbose < 2 else 0.0
+        self.interval = interval
+        self.done = 0
+        self.start = self._last = perf_counter()
+
+    def update(self, n_rows):
+        """Count ``n_rows`` more rows done; print a line if one is due."""
+        self.done += int(n_rows)
+        if not self.verbose:
+            return
+        now = perf_counter()
+        if now - self._last >= self.interval or self.done >= self.total:
+            self._last = now
+            elapsed = now - self.start
+            fraction = self.done / max(self.total, 1)
+            left = elapsed * (1 - fraction) / fraction if fraction else float("nan")
+            print(
+                f"[{self.label}] {self.done}/{self.total} rows ({fraction:.0%}), "
+                f"{elapsed:.1f} s elapsed, about {left:.1f} s left",
+                flush=True,
+            )
+
+
+def n_row_groups(n_rows, multiple=1, n_jobs=None):
+    """How many groups of rows a build runs in parallel: joblib's effective number
+    of jobs (``n_jobs``, or the :func:`joblib.parallel_config` context when
+    ``None``), at most one per ``multiple`` rows."""
+    n_units = -(-int(n_rows) // int(multiple)) if n_rows else 1
+    return max(1, min(int(effective_n_jobs(n_jobs)), n_units))
+
+
+def sum_over_row_groups(
+    part,
+    X,
+    arrays,
+    *,
+    n_jobs=None,
+    verbose=0,
+    multiple=1,
+    order=None,
+    label="curvature",
+    **kwargs,
+):
+    """``Σ_g part(X_g, *arrays_g, rows=…, progress=…, **kwargs)`` over groups of rows.
+
+    The sums a build makes (a curvature is ``Σ_i w_i K_i``) split over rows, so
+    the rows are dealt to :func:`n_row_groups` groups, one joblib task each
+    (:class:`sklearn.utils.parallel.Parallel`: the backend is the one of the
+    :func:`joblib.parallel_config` context, so a Dask or Ray backend spreads the
+    groups over a cluster), and the partial sums are added in order, so the
+    result does not depend on the backend beyond rounding. With one group (the
+    default outside a ``parallel_config`` context) ``part`` runs here on the
+    whole data and nothing is copied.
+
+    Parameters
+    ----------
+    part : callable
+        ``part(X, *arrays, rows=rows, progress=progress, **kwargs)`` returns a list
+        of arrays: the partial sums over the rows ``rows`` of ``X`` (an index
+        array, or ``None`` for all of them in order). It must be picklable to run
+        in other processes. It reports the rows it has done to
+        ``progress.update``.
+    X : {ndarray, sparse matrix} of shape (n_rows, n_features)
+        The rows.
+    arrays : tuple of ndarray of shape (n_rows, ...)
+        Per-row arrays that go with ``X`` (labels, weights).
+    n_jobs : int, default=None
+        Number of groups (``None``: the ``parallel_config`` context's, else 1).
+    verbose : int, default=0
+        Progress lines (see :class:`BuildProgress`).
+    multiple : int, default=1
+        Every group but the last has a multiple of this many rows.
+    order : ndarray of shape (n_rows,), default=None
+        A permutation of the rows to follow (mini-batches); ``None``: their order.
+    label : str, default="curvature"
+        Name printed in the progress lines.
+    **kwargs
+        Passed to ``part``.
+
+    Returns
+    -------
+    list of ndarray
+    """
+    n = X.shape[0]
+    n_groups = n_row_groups(n, multiple, n_jobs)
+    progress = BuildProgress(n, verbose, label)
+    if n_groups == 1:
+        return part(X, *arrays, rows=order, progress=progress, **kwargs)
+    n_units = -(-n // multiple)
+    edges = np.minimum(
+        multiple * np.linspace(0, n_units, n_groups + 1).round().astype(int), n
+    )
+    groups = [
+        slice(a, b) if order is None else order[a:b]
+        for a, b in zip(edges[:-1], edges[1:])
+    ]
+    tasks = (
+        delayed(part)(
+            X[rows],
+            *(array[rows] for array in arrays),
+            rows=None,
+            progress=BuildProgress(0),
+            **kwargs,
+        )
+        for rows in groups
+    )
+    total = None
+    # A thread per group shares the cores with BLAS's own threads: give each
+    # its share (no effect on other processes or a cluster's workers).
+    with threadpool_limits(limits=max(1, cpu_count() // n_groups), user_api="blas"):
+        # Threads unless the context names a backend: BLAS and scipy's sparse
+        # products release the GIL, and threads share X and return the partial
+        # sums without copies.
+        results = Parallel(n_jobs=n_groups, prefer="threads", return_as="generator")(
+            tasks
+        )
+        for (a, b), result in zip(zip(edges[:-1], edges[1:]), results):
+            if total is None:
+                total = result
+            else:
+                for accumulated, term in zip(total, result):
+                    accumulated += term
+            progress.update(b - a)
+    return total
 
 
 class ModelMaths(ABC):
@@ -110,6 +259,8 @@ class ModelMaths(ABC):
         bounds,
         batch_size=1,
         random_state=None,
+        n_jobs=None,
+        verbose=0,
     ):
         """``Σ_i w_i K_i`` restricted to each block, from per-sample gradient rows.
 
@@ -119,24 +270,48 @@ class ModelMaths(ABC):
         ``(Σ_{i∈B} √w_i g_i)(Σ_{i∈B} √w_i g_i)ᵀ``. Its expectation equals the
         per-sample sum when the rows' gradients are independent with mean zero
         (as at an optimum), and the products run over ``n / b`` rows.
+
+        The sum runs over groups of rows through joblib (``n_jobs``, or the
+        :func:`joblib.parallel_config` context: :func:`sum_over_row_groups`);
+        ``verbose`` prints its progress.
         """
         if kind != "fisher":
             raise ValueError(f"{type(self).__name__} has no curvature {kind!r}")
-        n = X.shape[0]
-        order = np.arange(n)
+        order = None
         if batch_size > 1:
-            order = check_random_state(random_state).permutation(n)
+            order = check_random_state(random_state).permutation(X.shape[0])
+        blocks = sum_over_row_groups(
+            self._fisher_part,
+            X,
+            (y, weights),
+            n_jobs=n_jobs,
+            verbose=verbose,
+            multiple=batch_size,
+            order=order,
+            theta=theta,
+            active=active,
+            bounds=bounds,
+            batch_size=batch_size,
+        )
+        return [symmetrize_from_lower(block) for block in blocks]
+
+    def _fisher_part(
+        self, X, y, weights, *, rows, progress, theta, active, bounds, batch_size
+    ):
+        """Lower triangles of the Fisher's blocks over the rows ``rows`` of ``X``."""
         blocks = [np.zeros((e - s, e - s), dtype=theta.dtype) for s, e in bounds]
         row_bytes = 8 * self.n_params * 2
+        n = X.shape[0] if rows is None else len(rows)
         for chunk in row_chunks(n, row_bytes, multiple=batch_size):
-            rows = order[chunk]
-            G = self.gradient_rows(X[rows], y[rows], theta, active)
-            G *= np.sqrt(weights[rows])[:, None]
+            index = chunk if rows is None else rows[chunk]
+            G = self.gradient_rows(X[index], y[index], theta, active)
+            G *= np.sqrt(weights[index])[:, None]
             if batch_size > 1:
                 G = _batch_sums(G, batch_size)
             for block, (s, e) in zip(blocks, bounds):
                 accumulate_gram(block, G[:, s:e], G[:, s:e], same=True)
-        return [symmetrize_from_lower(block) for block in blocks]
+            progress.update(chunk.stop - chunk.start)
+        return blocks
 
 
 def _sum_by_class(values, y, n_classes):

@@ -377,6 +377,7 @@ class ErasableMixin(PartialForgetRequestMixin):
             bounds,
             batch_size=self.fisher_batch_size,
             random_state=getattr(self, "random_state", None),
+            verbose=getattr(self, "verbose", 0),
         )
         damping = self._damping_value(penalty_strength, blocks, C)
         null = maths.null_directions()
@@ -397,6 +398,12 @@ class ErasableMixin(PartialForgetRequestMixin):
                 if np.isclose(np.linalg.norm(direction), 1.0):
                     part = np.outer(direction[support], direction[support])
                     block[np.ix_(support, support)] += scale * part
+        if getattr(self, "verbose", 0):
+            print(
+                f"[curvature] inverting {len(blocks)} block(s) of up to "
+                f"{max(stop - start for start, stop in bounds)} coordinates",
+                flush=True,
+            )
         curvature = BlockDiagonalInverse.from_blocks(bounds, blocks)
 
         class_sums = maths.gradient_sums(X, y, sample_weight, theta, active, n_classes)

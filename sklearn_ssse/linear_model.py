@@ -12,6 +12,7 @@ from sklearn.utils.validation import _check_sample_weight, validate_data
 
 from . import _array_api
 from ._logistic_maths import LogisticMaths
+from ._memory import check_memory_budget
 from .base import ErasableMixin
 from .exceptions import ErasureNumericalError
 
@@ -36,11 +37,20 @@ class ErasableLogisticRegression(ErasableMixin, LogisticRegression):
     Parameters
     ----------
     penalty, C, l1_ratio, dual, tol, fit_intercept, intercept_scaling, class_weight, \
-random_state, solver, max_iter, verbose, warm_start, n_jobs
+random_state, solver, max_iter, warm_start, n_jobs
         As in :class:`~sklearn.linear_model.LogisticRegression`. The erasure needs
         a twice-differentiable objective: ``l1_ratio > 0`` (L1 or elastic-net) is
         refused at ``fit``. ``C=np.inf`` (no penalty) is supported; so is
         ``solver="liblinear"``, whose penalised intercept is handled exactly.
+        ``n_jobs`` is deprecated by scikit-learn and has no effect: the build of
+        the erasure state runs in parallel under a
+        :func:`joblib.parallel_config` context (e.g. ``n_jobs=4``, or
+        ``backend="dask"`` to use a cluster).
+
+    verbose : int, default=0
+        As in :class:`~sklearn.linear_model.LogisticRegression`; any positive
+        value also prints the erasure state's memory estimate and the build's
+        progress (every few seconds; every chunk of rows from ``verbose=2``).
 
     forget_scale : float, default=1.0
         The step scale ε of the paper, in ``(0, 100]``. ``1.0`` is the theory's
@@ -99,6 +109,17 @@ random_state, solver, max_iter, verbose, warm_start, n_jobs
         their contribution in expectation only, and never more than the estimate
         holds (the remaining data term is projected onto the positive
         semi-definite cone, ``O(d³)`` per block and request).
+
+    memory_budget : "auto", float or None, default="auto"
+        Memory, in MiB, that the erasure state may take at its peak (while it is
+        built, or while a request holds the old and new state). ``fit`` estimates
+        it from the shape of the data *before* the solver runs and raises
+        :class:`~sklearn_ssse._memory.CurvatureMemoryError` (a ``ValueError``)
+        when it does not fit, naming the options that do (smaller
+        ``block_size``, float32 data). ``"auto"``: half of the machine's
+        physical memory. ``None``: no check. The dense curvature takes
+        ``itemsize × Σ_blocks size²`` bytes: a block over 28 000 text features
+        is 6.3 GB in float64.
 
     Attributes
     ----------
@@ -190,6 +211,11 @@ random_state, solver, max_iter, verbose, warm_start, n_jobs
             Interval(Integral, 1, None, closed="left"),
         ],
         "fisher_batch_size": [Interval(Integral, 1, None, closed="left")],
+        "memory_budget": [
+            StrOptions({"auto"}),
+            Interval(Real, 0, None, closed="neither"),
+            None,
+        ],
     }
 
     def __init__(
@@ -216,6 +242,7 @@ random_state, solver, max_iter, verbose, warm_start, n_jobs
         damping=None,
         block_size=None,
         fisher_batch_size=1,
+        memory_budget="auto",
     ):
         super().__init__(
             penalty=penalty,
@@ -240,6 +267,7 @@ random_state, solver, max_iter, verbose, warm_start, n_jobs
         self.damping = damping
         self.block_size = block_size
         self.fisher_batch_size = fisher_batch_size
+        self.memory_budget = memory_budget
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y, sample_weight=None):
@@ -258,8 +286,15 @@ random_state, solver, max_iter, verbose, warm_start, n_jobs
         -------
         self : object
             Fitted estimator.
+
+        Raises
+        ------
+        CurvatureMemoryError
+            Before anything is fitted, if the erasure state would not fit in
+            ``memory_budget`` (see that parameter).
         """
         self._check_twice_differentiable()
+        check_memory_budget(self, X, y)  # before anything changes
         with self._erasure_lock():  # no request may interleave with a refit
             self.__dict__.pop("erasure_state_", None)
             # LogisticRegression's fit sees the caller's X, so that it sets
@@ -313,9 +348,12 @@ random_state, solver, max_iter, verbose, warm_start, n_jobs
 
     # -- hooks of ErasableMixin ------------------------------------------------------
     def _erasure_maths(self):
+        return self._erasure_maths_for(self.n_features_in_, self.classes_.shape[0])
+
+    def _erasure_maths_for(self, n_features, n_classes):
         return LogisticMaths(
-            n_features=self.n_features_in_,
-            n_classes=self.classes_.shape[0],
+            n_features=n_features,
+            n_classes=n_classes,
             fit_intercept=self.fit_intercept,
             intercept_scaling=self.intercept_scaling
             if self._intercept_penalized()

@@ -22,6 +22,7 @@ from sklearn.utils.validation import check_array, check_is_fitted
 from threadpoolctl import threadpool_limits
 
 from . import _array_api
+from ._memory import check_outputs_memory_budget
 from .base import (
     CURVATURE_PARAMS,
     ErasableMixin,
@@ -150,10 +151,13 @@ class ErasableMultiOutputClassifier(PartialForgetRequestMixin, MultiOutputClassi
 
     n_jobs : int, default=None
         Number of jobs over outputs. ``fit`` builds the outputs' models, curvature
-        included, in parallel (joblib's default backend); ``predict`` and
-        :meth:`partial_forget` run in threads, which share the stored curvature
-        instead of copying it. ``None`` means 1 unless in a
-        :obj:`joblib.parallel_config` context; ``-1`` means all processors.
+        included, in parallel (joblib's default backend, or the one of a
+        :obj:`joblib.parallel_config` context: ``backend="dask"`` fits the
+        outputs on a Dask cluster's workers); ``predict`` and
+        :meth:`partial_forget` always run in local threads, which share the
+        stored curvature instead of sending it to workers. ``None`` means 1
+        unless in a :obj:`joblib.parallel_config` context; ``-1`` means all
+        processors.
 
     Attributes
     ----------
@@ -263,7 +267,14 @@ class ErasableMultiOutputClassifier(PartialForgetRequestMixin, MultiOutputClassi
         -------
         self : object
             The fitted estimator.
+
+        Raises
+        ------
+        CurvatureMemoryError
+            Before anything is fitted, if the outputs' erasure states together
+            would not fit in the sub-estimator's ``memory_budget``.
         """
+        check_outputs_memory_budget(self.estimator, X, Y, n_jobs=self.n_jobs)
         with erasure_lock(self):
             super().fit(X, Y, sample_weight=sample_weight, **fit_params)
             self.n_forgotten_ = 0
@@ -284,8 +295,9 @@ class ErasableMultiOutputClassifier(PartialForgetRequestMixin, MultiOutputClassi
             were all forgotten predicts the remaining class.
         """
         check_is_fitted(self)
-        # Threads: the sub-estimators (and their curvature) are not copied.
-        Y = Parallel(n_jobs=self.n_jobs, prefer="threads")(
+        # Threads, whatever the joblib context: the sub-estimators (and their
+        # curvature) stay where they are instead of being copied to workers.
+        Y = Parallel(n_jobs=self.n_jobs, require="sharedmem")(
             delayed(est.predict)(X) for est in self.estimators_
         )
         xp, _ = _array_api.namespace(*Y)
@@ -378,7 +390,10 @@ class ErasableMultiOutputClassifier(PartialForgetRequestMixin, MultiOutputClassi
             n_jobs = effective_n_jobs(self.n_jobs)
             limit = max(1, cpu_count() // n_jobs)
             with threadpool_limits(limits=limit, user_api="blas"):
-                estimators = Parallel(n_jobs=self.n_jobs, prefer="threads")(
+                # Threads even under a Dask context: the stored state lives in
+                # this process, and sending it to a worker (and the new one
+                # back) costs more than the request's own O(d² k) work.
+                estimators = Parallel(n_jobs=self.n_jobs, require="sharedmem")(
                     delayed(request.compute)(X, Y[:, j], sample_weight)
                     for j, request in enumerate(requests)
                 )

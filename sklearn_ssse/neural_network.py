@@ -16,6 +16,7 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
+from ._memory import check_memory_budget
 from ._mlp_maths import MLPMaths
 from .base import ErasableMixin
 
@@ -121,6 +122,14 @@ beta_1, beta_2, epsilon, n_iter_no_change, max_fun
         Build the Fisher from gradients summed over shuffled mini-batches of that
         many rows (the paper uses 10 for its ResNet; ``random_state`` sets the
         shuffle).
+
+    memory_budget : "auto", float or None, default="auto"
+        Memory, in MiB, that the erasure state may take at its peak; ``fit``
+        checks its estimate before training and raises
+        :class:`~sklearn_ssse._memory.CurvatureMemoryError` (a ``ValueError``)
+        naming the options that fit. ``"auto"``: half of the machine's physical
+        memory; ``None``: no check. See
+        :class:`~sklearn_ssse.ErasableLogisticRegression`.
 
     Attributes
     ----------
@@ -228,6 +237,11 @@ feature_names_in_, n_iter_, n_layers_, n_outputs_, out_activation_
             Interval(Integral, 1, None, closed="left"),
         ],
         "fisher_batch_size": [Interval(Integral, 1, None, closed="left")],
+        "memory_budget": [
+            StrOptions({"auto"}),
+            Interval(Real, 0, None, closed="neither"),
+            None,
+        ],
     }
 
     def __init__(
@@ -264,6 +278,7 @@ feature_names_in_, n_iter_, n_layers_, n_outputs_, out_activation_
         damping="auto",
         block_size=1024,
         fisher_batch_size=1,
+        memory_budget="auto",
     ):
         super().__init__(
             hidden_layer_sizes=hidden_layer_sizes,
@@ -298,6 +313,7 @@ feature_names_in_, n_iter_, n_layers_, n_outputs_, out_activation_
         self.damping = damping
         self.block_size = block_size
         self.fisher_batch_size = fisher_batch_size
+        self.memory_budget = memory_budget
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y, sample_weight=None):
@@ -318,6 +334,7 @@ feature_names_in_, n_iter_, n_layers_, n_outputs_, out_activation_
         self : object
             Fitted estimator.
         """
+        check_memory_budget(self, X, y)  # before anything changes
         self._drop_erasure_state()
         # MLPClassifier's fit sees the caller's X, so that it sets n_features_in_
         # and feature_names_in_ itself; the validated copy below is for the state.
@@ -391,6 +408,12 @@ feature_names_in_, n_iter_, n_layers_, n_outputs_, out_activation_
         units = [self.n_features_in_]
         units += [W.shape[1] for W in self.coefs_]
         return MLPMaths(units, self.activation)
+
+    def _erasure_maths_for(self, n_features, n_classes):
+        hidden = self.hidden_layer_sizes
+        hidden = list(hidden) if hasattr(hidden, "__iter__") else [hidden]
+        n_outputs = 1 if n_classes == 2 else n_classes
+        return MLPMaths([n_features, *hidden, n_outputs], self.activation)
 
     def _objective_scaling(self):
         # (Σ w_i ℓ_i + ½ alpha ‖W‖²) / Σ w_i: C = 1, penalty alpha on the weights.
