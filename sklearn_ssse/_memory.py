@@ -21,6 +21,7 @@ from sklearn import get_config
 from sklearn.utils.validation import _num_features, _num_samples
 
 from ._curvature import BlockDiagonalInverse, block_bounds
+from .exceptions import CurvatureMemoryError
 
 __all__ = [
     "CurvatureMemoryError",
@@ -39,15 +40,6 @@ FALLBACK_PHYSICAL_BYTES = 8 * 2**30
 # A build's chunks of rows hold at most this much (see _maths.row_chunks and
 # _logistic_maths.sparse_row_chunks), and a few such temporaries live at once.
 CHUNK_BYTES = 64 * 2**20
-
-
-class CurvatureMemoryError(ValueError):
-    """The erasure state would not fit in the memory budget.
-
-    Raised by ``fit`` before the solver runs, so nothing was fitted or allocated;
-    the message gives the estimate and the options that fit. A ``ValueError``
-    (the parameters do not suit the data), not a ``MemoryError``.
-    """
 
 
 def physical_memory():

@@ -14,6 +14,8 @@ keep working. Its subclasses tell the reasons apart:
 - :class:`IncompatibleStateError`: the stored erasure state cannot serve the request
   (built by another state format, parameters changed since ``fit``, the model was
   edited outside the library). Refit.
+- :class:`CurvatureMemoryError` (raised by ``fit``, not a request): the stored
+  curvature would not fit in ``memory_budget``.
 - :class:`RefitRecommendedError`: the cumulative bound on the distance to the exact
   retrain passed the model's budget (raised only when asked for).
 
@@ -21,6 +23,7 @@ In every case the model is left exactly as it was.
 """
 
 __all__ = [
+    "CurvatureMemoryError",
     "ErasureError",
     "ErasureNumericalError",
     "IncompatibleStateError",
@@ -59,6 +62,16 @@ class IncompatibleStateError(ErasureError):
     Raised when the state was written by an incompatible version of the library,
     when a parameter that shapes the stored curvature changed since ``fit``, or
     when the fitted parameters were modified outside the library.
+    """
+
+
+class CurvatureMemoryError(ValueError):
+    """The erasure state would not fit in the memory budget.
+
+    Raised by ``fit`` before the solver runs, so nothing was fitted or allocated;
+    the message gives the estimate and the options that fit. A ``ValueError``
+    (the parameters do not suit the data), not a ``MemoryError``, and not an
+    :class:`ErasureError` (it refuses a fit, not a request).
     """
 
 
