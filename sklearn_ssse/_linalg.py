@@ -225,7 +225,8 @@ def woodbury_downdate_apply(M_inv, U, vectors=None):
         block = U
     else:
         vectors = np.asarray(vectors, dtype=dtype)
-        block = np.empty((d, r + (1 if vectors.ndim == 1 else vectors.shape[1])), dtype)
+        columns = r + (1 if vectors.ndim == 1 else vectors.shape[1])
+        block = np.empty((d, columns), dtype, order="F")
         block[:, :r] = U
         block[:, r:] = vectors.reshape(d, -1)
     # numpy's BLAS only on this per-request path: switching between numpy's and
