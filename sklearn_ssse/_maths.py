@@ -16,7 +16,7 @@ from abc import ABC, abstractmethod
 import numpy as np
 import scipy.sparse as sp
 from sklearn import get_config
-from sklearn.utils import check_random_state, gen_batches
+from sklearn.utils import check_random_state
 
 from ._linalg import accumulate_gram, symmetrize_from_lower
 
@@ -46,7 +46,8 @@ def row_chunks(n_rows, row_bytes, multiple=1):
     budget = min(get_config()["working_memory"] * 2**20, MAX_CHUNK_BYTES)
     size = max(int(budget // max(row_bytes, 1)), 1)
     size = max(size - size % multiple, multiple)
-    return gen_batches(n_rows, size)
+    # gen_batches without its parameter validation (this runs on every request).
+    return (slice(start, min(start + size, n_rows)) for start in range(0, n_rows, size))
 
 
 class ModelMaths(ABC):
