@@ -20,6 +20,7 @@ from ._linalg import (
     projected_downdate,
     spd_inverse,
     woodbury_downdate,
+    woodbury_downdate_apply,
 )
 
 __all__ = ["BlockDiagonalInverse", "CurvatureInverse", "block_bounds"]
@@ -107,6 +108,16 @@ class CurvatureInverse(ABC):
         numpy.linalg.LinAlgError
             If the downdated matrix is not positive definite.
         """
+
+    def downdated_and_applied(self, factors, vector):
+        """:meth:`downdated` by ``factors``, and both inverses applied to ``vector``.
+
+        Returns ``(new, self.apply(vector), new.apply(vector))``. A representation
+        may compute the three together for the cost of one pass over its arrays
+        (:class:`BlockDiagonalInverse` does); this default does it plainly.
+        """
+        new = self.downdated(factors=factors)
+        return new, self.apply(vector), new.apply(vector)
 
     def prefers_factors(self, rank):
         """Whether a downdate of this rank is cheaper through factors than grams."""
@@ -276,6 +287,25 @@ class BlockDiagonalInverse(CurvatureInverse):
         else:
             new = [gram_downdate(inv, W) for inv, W in zip(self.inverses, grams)]
         return type(self)(self.bounds, new)
+
+    def downdated_and_applied(self, factors, vector):
+        """:meth:`downdated` by ``factors`` and both inverses applied to ``vector``.
+
+        Each block is read once and its downdate written once
+        (:func:`~sklearn_ssse._linalg.woodbury_downdate_apply`).
+        """
+        if self.is_diagonal:
+            return super().downdated_and_applied(factors, vector)
+        vector = np.asarray(vector)
+        old = np.empty(vector.shape, dtype=self.dtype)
+        new_applied = np.empty(vector.shape, dtype=self.dtype)
+        inverses = []
+        for inverse, U, (start, stop) in zip(self.inverses, factors, self.bounds):
+            new, old[start:stop], new_applied[start:stop] = woodbury_downdate_apply(
+                inverse, U, vector[start:stop]
+            )
+            inverses.append(new)
+        return type(self)(self.bounds, inverses), old, new_applied
 
     def prefers_factors(self, rank):
         """Whether a downdate of this rank is cheaper through Woodbury factors."""

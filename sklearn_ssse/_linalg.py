@@ -24,6 +24,8 @@ __all__ = [
     "symmetrize_from_lower",
     "spd_inverse",
     "woodbury_downdate",
+    "woodbury_downdate_apply",
+    "symmetric_rank_update",
     "gram_downdate",
     "projected_downdate",
     "sherman_morrison_inverse",
@@ -239,18 +241,138 @@ def woodbury_downdate(M_inv, U):
         L = _array_api.cholesky(_array_api.symmetrize(capacitance), xp)
         V = xp.linalg.solve(L, MU.T).T
         return M_inv + V @ V.T
-    if U.shape[1] == 0:
-        return M_inv.copy()
+    return woodbury_downdate_apply(M_inv, U)[0]
+
+
+def woodbury_downdate_apply(M_inv, U, vectors=None):
+    """Woodbury downdate of ``M⁻¹`` and ``M⁻¹`` applied, in one pass over ``M⁻¹``.
+
+    The request's linear algebra at its floor: ``M⁻¹`` is read once, by one GEMM
+    against ``[U, vectors]`` (which gives both ``M⁻¹U`` and ``M⁻¹ vectors``), and
+    the downdated inverse is written once (:func:`symmetric_rank_update`);
+    ``(M − UUᵀ)⁻¹ vectors`` then follows from ``M⁻¹ vectors`` by the same
+    low-rank correction, without reading the new matrix again.
+
+    Parameters
+    ----------
+    M_inv : ndarray of shape (d, d)
+        Inverse of a symmetric positive definite ``M`` (not modified).
+    U : ndarray of shape (d, r)
+        Factor of the rank-``r`` term taken out of ``M``.
+    vectors : ndarray of shape (d,) or (d, m), default=None
+        Vectors to apply the old and the new inverse to.
+
+    Returns
+    -------
+    new_inverse : ndarray of shape (d, d)
+        The inverse of ``M − U Uᵀ`` (a new array).
+    old_applied, new_applied : ndarray of the shape of ``vectors``, or None
+        ``M⁻¹ vectors`` and ``(M − U Uᵀ)⁻¹ vectors``.
+
+    Raises
+    ------
+    numpy.linalg.LinAlgError
+        If ``M - U Uᵀ`` is not positive definite.
+    """
+    if _array_api.namespace(M_inv)[0] is not None:  # another namespace: plainly
+        new = woodbury_downdate(M_inv, U)
+        if vectors is None:
+            return new, None, None
+        return new, M_inv @ vectors, new @ vectors
+    dtype = M_inv.dtype
+    U = np.asarray(U, dtype=dtype)
+    d, r = U.shape
+    if vectors is None:
+        block = U
+    else:
+        vectors = np.asarray(vectors, dtype=dtype)
+        columns = r + (1 if vectors.ndim == 1 else vectors.shape[1])
+        block = np.empty((d, columns), dtype, order="F")
+        block[:, :r] = U
+        block[:, r:] = vectors.reshape(d, -1)
     # numpy's BLAS only on this per-request path: switching between numpy's and
     # scipy's OpenBLAS thread pools costs about a millisecond each time.
-    MU = M_inv @ U
-    capacitance = np.eye(U.shape[1], dtype=M_inv.dtype) - U.T @ MU
-    # capacitance = L Lᵀ (raises LinAlgError unless M − U Uᵀ is positive
-    # definite); the correction M⁻¹U (L Lᵀ)⁻¹ UᵀM⁻¹ is V Vᵀ with V = M⁻¹U L⁻ᵀ, and
-    # numpy computes V @ V.T as a SYRK.
-    L = np.linalg.cholesky(capacitance)
-    V = np.linalg.solve(L, MU.T).T
-    return M_inv + V @ V.T
+    product = _multiply(M_inv, block)
+    if r == 0:
+        new = M_inv.copy()
+        V = np.zeros((d, 0), dtype=dtype)
+    else:
+        MU = product[:, :r]
+        capacitance = np.eye(r, dtype=dtype) - U.T @ MU
+        # capacitance = L Lᵀ (raises LinAlgError unless M − U Uᵀ is positive
+        # definite); the correction M⁻¹U (L Lᵀ)⁻¹ UᵀM⁻¹ is V Vᵀ, V = M⁻¹U L⁻ᵀ.
+        L = np.linalg.cholesky(capacitance)
+        V = np.linalg.solve(L, MU.T).T if r > 1 else MU / L[0, 0]
+        new = symmetric_rank_update(M_inv, V)
+    if vectors is None:
+        return new, None, None
+    old_applied = product[:, r:]
+    new_applied = old_applied + V @ (V.T @ block[:, r:])
+    shape = vectors.shape
+    return new, old_applied.reshape(shape), new_applied.reshape(shape)
+
+
+# Up to this many columns, OpenBLAS's GEMV per column beats its GEMM (whose
+# packing costs more than a pass over the matrix at two columns).
+_GEMV_MAX_COLUMNS = 4
+
+
+def _multiply(A, B):
+    """``A @ B`` for a tall, thin ``B``, at the speed of one pass over ``A``."""
+    if B.shape[1] > _GEMV_MAX_COLUMNS or A.shape[0] == 0:
+        return A @ B
+    out = np.empty((A.shape[0], B.shape[1]), dtype=np.result_type(A, B), order="F")
+    for j in range(B.shape[1]):
+        np.matmul(A, B[:, j], out=out[:, j])
+    return out
+
+
+# Above this rank the update is compute-bound: a SYRK (half the flops of the
+# general product) is worth a second pass over memory.
+_SYRK_MIN_RANK = 24
+# Rows of the result made per step of the panel update (kept in cache while the
+# product is added to the old matrix).
+_PANEL_ROWS = 64
+
+
+def symmetric_rank_update(A, V):
+    """``A + V Vᵀ`` as a new array, ``A`` left unchanged.
+
+    Memory-bound for a small rank: ``A`` is read once and the result written
+    once. A large result is a copy of ``A`` updated in place by scipy's BLAS (a
+    rank-1 ``ger`` or a ``gemm`` with ``beta=1``: numpy has no in-place product);
+    a small one (below :data:`IN_PLACE_MIN_BYTES`, where switching to scipy's
+    thread pool costs more than it saves) is made panel by panel of rows with
+    numpy's own BLAS, each panel's product added to ``A``'s while in cache.
+    Compute-bound for a large rank: ``V Vᵀ`` is one SYRK (numpy's ``V @ V.T``,
+    half the flops), then ``A`` is added.
+    """
+    d, r = V.shape
+    V = V.astype(A.dtype, copy=False)
+    if r >= _SYRK_MIN_RANK or not A.flags.c_contiguous:
+        out = V @ V.T
+        out += A
+        return out
+    if A.nbytes <= IN_PLACE_MIN_BYTES:
+        out = np.empty_like(A)
+        if r == 1:  # numpy's matmul has no BLAS path for an outer product
+            V = np.hstack([V, np.zeros_like(V)])
+        VT = V.T
+        for start in range(0, d, _PANEL_ROWS):
+            rows = slice(start, start + _PANEL_ROWS)
+            np.add(A[rows], V[rows] @ VT, out=out[rows])
+        return out
+    out = A.copy()
+    # BLAS sees out.T, Fortran-ordered; out is symmetric either way.
+    if r == 1:
+        ger = get_blas_funcs("ger", (out,))
+        result = ger(1.0, V[:, 0], V[:, 0], a=out.T, overwrite_a=1)
+    else:
+        gemm = get_blas_funcs("gemm", (out,))
+        result = gemm(1.0, V, V, beta=1.0, c=out.T, trans_b=1, overwrite_c=1)
+    if not np.shares_memory(result, out):  # pragma: no cover (BLAS copied)
+        out[...] = result.T
+    return out
 
 
 def gram_downdate(M_inv, W):

@@ -251,23 +251,20 @@ class LogisticMaths(ModelMaths):
             )
         Theta = theta.reshape(self.n_outputs, self.width)
         out = np.zeros((n_classes, self.n_outputs, self.width), dtype=theta.dtype)
-        row_bytes = 4 * X.dtype.itemsize * self.n_outputs
+        row_bytes = 4 * X.dtype.itemsize * self.n_outputs + 8 * n_classes
         for rows in row_chunks(X.shape[0], row_bytes):
             Xc, yc = X[rows], y[rows]
             _, r = self._residuals(Xc, yc, Theta, active)
-            r *= weights[rows, None]
-            # Σ_{i∈class a} r_i x̃_iᵀ for every class at once: one sparse GEMM.
-            by_class = sp.csr_matrix(
-                (np.ones(len(yc)), (yc, np.arange(len(yc)))), shape=(n_classes, len(yc))
-            )
+            r = r * weights[rows, None].astype(np.float64)
+            # Σ_{i∈class a} r_i x̃_iᵀ for every class at once: one GEMM per output
+            # row with the (n_classes, chunk) matrix of r's entries by class.
+            by_class = np.zeros((n_classes, len(yc)))
+            columns = np.arange(len(yc))
             for o in range(self.n_outputs):
-                weighted = sp.csr_matrix(by_class.multiply(r[:, o]))
-                out[:, o, : self.n_features] += as_dense(weighted @ Xc)
+                by_class[yc, columns] = r[:, o]
+                out[:, o, : self.n_features] += as_dense(by_class @ Xc)
                 if self.fit_intercept:
-                    out[:, o, -1] += (
-                        self.intercept_scaling
-                        * np.asarray(weighted.sum(axis=1)).ravel()
-                    )
+                    out[:, o, -1] += self.intercept_scaling * by_class.sum(axis=1)
         return out.reshape(n_classes, -1)
 
     def curvature_blocks(

@@ -18,7 +18,7 @@ import numpy as np
 import scipy.sparse as sp
 from joblib import cpu_count, effective_n_jobs
 from sklearn import get_config
-from sklearn.utils import check_random_state, gen_batches
+from sklearn.utils import check_random_state
 from sklearn.utils.parallel import Parallel, delayed
 from threadpoolctl import threadpool_limits
 
@@ -56,7 +56,8 @@ def row_chunks(n_rows, row_bytes, multiple=1):
     budget = min(get_config()["working_memory"] * 2**20, MAX_CHUNK_BYTES)
     size = max(int(budget // max(row_bytes, 1)), 1)
     size = max(size - size % multiple, multiple)
-    return gen_batches(n_rows, size)
+    # gen_batches without its parameter validation (this runs on every request).
+    return (slice(start, min(start + size, n_rows)) for start in range(0, n_rows, size))
 
 
 class BuildProgress:

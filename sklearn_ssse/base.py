@@ -649,24 +649,9 @@ class ErasableMixin(PartialForgetRequestMixin):
             )
         if xp is not None:
             self._check_request_namespace(X)
-        try:
-            X, y_user = validate_data(
-                self,
-                X,
-                y,
-                reset=False,
-                accept_sparse="csr",
-                dtype=state.curvature.dtype,
-                order="C",
-                ensure_min_samples=0,
-            )
-            sample_weight = _check_sample_weight(
-                sample_weight, X, dtype=X.dtype, allow_all_zero_weights=True
-            )
-        except InvalidRequestError:
-            raise
-        except ValueError as exc:
-            raise InvalidRequestError(str(exc)) from exc
+        X, y_user, sample_weight = self._validate_request(
+            X, y, sample_weight, state.curvature.dtype
+        )
         if X.shape[0] == 0:
             return None
         # Labels and weights of the k rows on the host (label bookkeeping; the
@@ -732,7 +717,7 @@ class ErasableMixin(PartialForgetRequestMixin):
                 _array_api.to_numpy(X), y_user, weights_host
             )
             ledger.check(fingerprints)
-        else:
+        elif X.shape[0] > 1:  # one row cannot repeat itself
             candidates = np.arange(X.shape[0])
             if xp is not None:
                 # Identical rows have identical norms: only rows whose norm,
@@ -759,9 +744,18 @@ class ErasableMixin(PartialForgetRequestMixin):
                 )
             else:
                 X_host = X
-            plain = row_fingerprints(
-                X_host, y_user[candidates], weights_host[candidates]
-            )
+            if xp is None and not sp.issparse(X_host):
+                # Equal rows (values, label, weight) are equal fingerprints:
+                # compare them directly (+ 0.0 makes -0.0 and 0.0 one value).
+                rows = np.column_stack(
+                    [X_host + X_host.dtype.type(0.0), weights_host, y]
+                )
+                plain = rows.view(np.dtype((np.void, rows.shape[1] * rows.itemsize)))
+                plain = plain[:, 0]
+            else:
+                plain = row_fingerprints(
+                    X_host, y_user[candidates], weights_host[candidates]
+                )
             _, first, repeats = np.unique(plain, return_index=True, return_counts=True)
             if np.any(repeats > 1):
                 row = int(candidates[first[np.argmax(repeats > 1)]])
@@ -772,6 +766,51 @@ class ErasableMixin(PartialForgetRequestMixin):
                     "rows, pass an ErasureLedger, which knows how many copies it had"
                 )
         return _Request(X, y, sample_weight, state, theta, y_user, fingerprints)
+
+    def _validate_request(self, X, y, sample_weight, dtype):
+        """``(X, y, sample_weight)`` of a request, validated as ``fit`` would.
+
+        A request of one person's rows is a few rows: scikit-learn's full
+        validation would cost more than the update itself. A C-ordered ndarray of
+        the state's dtype with plain labels (the usual request) is checked here
+        directly, with the same checks; anything else, and anything these checks
+        refuse, goes through ``validate_data``, whose errors are the ones raised.
+        """
+        if (
+            type(X) is np.ndarray
+            and type(y) is np.ndarray
+            and sample_weight is None
+            and X.dtype == dtype
+            and X.ndim == 2
+            and y.ndim == 1
+            and y.dtype.kind in "biufUS"
+            and X.flags.c_contiguous
+            and 0 < X.shape[0] == y.shape[0]
+            and X.shape[1] == getattr(self, "n_features_in_", None)
+            and not hasattr(self, "feature_names_in_")
+            and np.isfinite(X).all()
+            and (y.dtype.kind != "f" or np.isfinite(y).all())
+        ):
+            return X, y, np.ones(X.shape[0], dtype=dtype)
+        try:
+            X, y = validate_data(
+                self,
+                X,
+                y,
+                reset=False,
+                accept_sparse="csr",
+                dtype=dtype,
+                order="C",
+                ensure_min_samples=0,
+            )
+            sample_weight = _check_sample_weight(
+                sample_weight, X, dtype=X.dtype, allow_all_zero_weights=True
+            )
+        except InvalidRequestError:
+            raise
+        except ValueError as exc:
+            raise InvalidRequestError(str(exc)) from exc
+        return X, y, sample_weight
 
     def _check_request_namespace(self, X):
         """Refuse request rows of another namespace or device than the state's."""
@@ -829,7 +868,12 @@ class ErasableMixin(PartialForgetRequestMixin):
             0.0,
         )
         new_active = counts > 0
-        old_weights = np.asarray(self._class_weights(state.class_weight_sums, active))
+        if state.class_gradient_sums is None and xp is None:
+            old_weights = state.fit_class_weight  # unchanged since fit
+        else:
+            old_weights = np.asarray(
+                self._class_weights(state.class_weight_sums, active)
+            )
         if xp is None:
             gradient = state.residual_gradient - C * (old_weights @ forgotten_sums)
         else:
@@ -885,9 +929,16 @@ class ErasableMixin(PartialForgetRequestMixin):
         if at_fit:
             moved = theta - state.point
             if bool((np if xp is None else xp).any(moved != 0)):
-                gradient = gradient - self._curvature_product(
-                    X, y, sample_weight, state, old_weights, moved
-                )
+                if (
+                    xp is None
+                    and "factors" in downdate
+                    and np.array_equal(old_weights, state.fit_class_weight)
+                ):  # the downdate's factors are the rows' curvature at θ*
+                    gradient = gradient - U.T @ (U @ moved)
+                else:
+                    gradient = gradient - self._curvature_product(
+                        X, y, sample_weight, state, old_weights, moved
+                    )
 
         data_diagonal = None
         if not estimated:
@@ -905,8 +956,16 @@ class ErasableMixin(PartialForgetRequestMixin):
                 data_diagonal = np.maximum(data_diagonal, 0.0)
             else:
                 data_diagonal = xp.clip(data_diagonal, min=0.0)
+        applied = None
         try:
-            new_inverse = inverse.downdated(**downdate)
+            if step is None and xp is None and "factors" in downdate:
+                # One pass over the stored inverse gives the downdate and the step.
+                new_inverse, old_applied, new_applied = inverse.downdated_and_applied(
+                    downdate["factors"], gradient
+                )
+                applied = new_applied if self.leave_out else old_applied
+            else:
+                new_inverse = inverse.downdated(**downdate)
         except np.linalg.LinAlgError as exc:
             raise ErasureNumericalError(
                 "removing these rows would leave the stored curvature indefinite: "
@@ -915,11 +974,13 @@ class ErasableMixin(PartialForgetRequestMixin):
                 f"is then the safe path). The model is unchanged. ({exc})"
             ) from exc
 
-        if step is None:
-            step_inverse = new_inverse if self.leave_out else inverse
-            delta = -self.forget_scale * step_inverse.apply(gradient)
-        else:
+        if step is not None:
             delta = step(gradient, inverse, new_inverse)
+        else:
+            if applied is None:
+                step_inverse = new_inverse if self.leave_out else inverse
+                applied = step_inverse.apply(gradient)
+            delta = -self.forget_scale * applied
         theta_new = self._zero_forgotten_classes(theta + delta, new_active)
         if xp is None:
             theta_new = theta_new.astype(theta.dtype)
@@ -936,7 +997,10 @@ class ErasableMixin(PartialForgetRequestMixin):
                 "is unchanged."
             )
 
-        labels, per_class = np.unique(request.labels, return_counts=True)
+        if X.shape[0] == 1:
+            labels, per_class = request.labels, (1,)
+        else:
+            labels, per_class = np.unique(request.labels, return_counts=True)
         record = RequestRecord(
             index=state.version + 1,
             time=utc_now(),

@@ -64,6 +64,17 @@ def _with_params(estimator, params):
     return work
 
 
+_PARAM_NAMES = {}
+
+
+def _param_names(cls):
+    """``cls``'s parameter names (cached: ``get_params`` inspects the signature)."""
+    names = _PARAM_NAMES.get(cls)
+    if names is None:
+        names = _PARAM_NAMES[cls] = frozenset(cls._get_param_names())
+    return names
+
+
 class _OutputRequest:
     """The part of a ``partial_forget`` request that concerns one output.
 
@@ -76,7 +87,7 @@ class _OutputRequest:
     def __init__(self, index, estimator, template_params):
         self.index = index
         self.estimator = estimator
-        own = estimator.get_params(deep=False)
+        own = _param_names(type(estimator))
         self.params = {k: v for k, v in template_params.items() if k in own}
         self.engine = isinstance(estimator, ErasableMixin)
 
@@ -88,12 +99,12 @@ class _OutputRequest:
             error = ValueError(f"output {self.index}: {exc}")
         return error
 
-    def prepare(self, X, y, sample_weight, rows_checked=False):
+    def prepare(self, X, y, sample_weight, rows_checked=False, validate=True):
         if not self.engine:
             return
         work = _with_params(self.estimator, self.params)
         try:
-            if not get_config()["skip_parameter_validation"]:
+            if validate and not get_config()["skip_parameter_validation"]:
                 work._validate_params()
             self.request = work._prepare_forget(
                 X, y, sample_weight, rows_checked=rows_checked
@@ -373,30 +384,45 @@ class ErasableMultiOutputClassifier(PartialForgetRequestMixin, MultiOutputClassi
                 _OutputRequest(j, est, template)
                 for j, est in enumerate(self.estimators_)
             ]
-            # 1. Validate every output (cheap) before any expensive work.
+            # 1. Validate every output (cheap) before any expensive work. The
+            # request parameters come from the template; the others were
+            # validated at fit, and those that shape the curvature are checked
+            # against the stored state by every output: one validation suffices.
             fingerprints = None
             if ledger is not None and Y.shape[0]:
                 fingerprints = ledger.fingerprints(X, Y, sample_weight)
                 ledger.check(fingerprints)
             for j, request in enumerate(requests):
                 request.prepare(
-                    X, Y[:, j], sample_weight, rows_checked=ledger is not None
+                    X,
+                    Y[:, j],
+                    sample_weight,
+                    rows_checked=ledger is not None,
+                    validate=j == 0,
                 )
             if Y.shape[0] == 0:
                 return self
             # 2. Compute every output's new sub-estimator; nothing published yet.
-            # Threads share the cores with BLAS's own: give each job its share, or
-            # they oversubscribe the machine.
+            # Each output's downdate is one pass over its stored inverse, memory-
+            # bound: one thread per job, in sequence unless n_jobs asks for more.
             n_jobs = effective_n_jobs(self.n_jobs)
-            limit = max(1, cpu_count() // n_jobs)
-            with threadpool_limits(limits=limit, user_api="blas"):
-                # Threads even under a Dask context: the stored state lives in
-                # this process, and sending it to a worker (and the new one
-                # back) costs more than the request's own O(d² k) work.
-                estimators = Parallel(n_jobs=self.n_jobs, require="sharedmem")(
-                    delayed(request.compute)(X, Y[:, j], sample_weight)
+            if n_jobs == 1:
+                estimators = [
+                    request.compute(X, Y[:, j], sample_weight)
                     for j, request in enumerate(requests)
-                )
+                ]
+            else:
+                # Threads share the cores with BLAS's own: give each job its
+                # share, or they oversubscribe the machine.
+                limit = max(1, cpu_count() // n_jobs)
+                with threadpool_limits(limits=limit, user_api="blas"):
+                    # Threads even under a Dask context: the stored state lives in
+                    # this process, and sending it to a worker (and the new one
+                    # back) costs more than the request's own O(d² k) work.
+                    estimators = Parallel(n_jobs=self.n_jobs, require="sharedmem")(
+                        delayed(request.compute)(X, Y[:, j], sample_weight)
+                        for j, request in enumerate(requests)
+                    )
             # 3. Publish them all at once: readers iterate over one list or the
             # other, never over a mix of old and new outputs.
             self.__dict__.update(

@@ -467,6 +467,7 @@ def test_numerical_failure_leaves_the_model_unchanged(multiclass_data, monkeypat
         raise np.linalg.LinAlgError("boom")
 
     monkeypatch.setattr(type(model.curvature_inverse_), "downdated", broken)
+    monkeypatch.setattr(type(model.curvature_inverse_), "downdated_and_applied", broken)
     with pytest.raises(ValueError, match="unchanged"):
         model.partial_forget(X[:2], y[:2])
     assert _state(model) == state
