@@ -21,6 +21,7 @@ from sklearn import get_config
 from sklearn.utils.validation import _num_features, _num_samples
 
 from ._curvature import BlockDiagonalInverse, block_bounds
+from ._array_api import to_numpy
 from .exceptions import CurvatureMemoryError
 
 __all__ = [
@@ -239,7 +240,7 @@ def _training_shape(X, y):
     try:
         n_samples = _num_samples(X)
         n_features = _num_features(X)
-        y = np.asarray(y)
+        y = to_numpy(y)  # labels only: small, and array-API labels may be on a device
         if y.ndim != 1 and not (y.ndim == 2 and y.shape[1] == 1):
             return None
         n_classes = len(np.unique(y))
