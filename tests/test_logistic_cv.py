@@ -210,3 +210,14 @@ def test_ledger_reaches_the_final_model(binary_data):
     with pytest.raises(InvalidRequestError):
         cv.partial_forget(X[1:3], y[1:3], ledger=ledger)  # row 1 already forgotten
     assert_array_equal(_params(cv), before)
+
+
+def test_serving_model_is_the_final_plain_logistic_regression(binary_data):
+    from sklearn_ssse.serving import serving_model
+
+    X, y = binary_data
+    cv = ErasableLogisticRegressionCV(Cs=2, l1_ratios=(0,), **QUIET).fit(X, y)
+    cv.partial_forget(X[:3], y[:3])
+    plain = serving_model(cv)
+    assert type(plain) is LogisticRegression and plain.C == cv.C_
+    assert_array_equal(plain.predict_proba(X), cv.predict_proba(X))
