@@ -16,7 +16,7 @@ from sklearn.utils.validation import (
 
 from . import _array_api
 from ._logistic_maths import LogisticMaths
-from .base import ErasableMixin
+from .base import ErasableMixin, PartialForgetRequestMixin
 from .exceptions import ErasureNumericalError
 
 __all__ = ["ErasableLogisticRegression", "ErasableLogisticRegressionCV"]
@@ -504,7 +504,7 @@ _OBJECTIVE_PARAMS = (
 )
 
 
-class ErasableLogisticRegressionCV(LogisticRegressionCV):
+class ErasableLogisticRegressionCV(PartialForgetRequestMixin, LogisticRegressionCV):
     """LogisticRegressionCV whose final model can forget training rows.
 
     A drop-in :class:`~sklearn.linear_model.LogisticRegressionCV`: every parameter,

@@ -221,3 +221,19 @@ def test_serving_model_is_the_final_plain_logistic_regression(binary_data):
     plain = serving_model(cv)
     assert type(plain) is LogisticRegression and plain.C == cv.C_
     assert_array_equal(plain.predict_proba(X), cv.predict_proba(X))
+
+
+def test_forget_through_a_pipeline_with_routing(binary_data):
+    from sklearn import config_context
+    from sklearn.pipeline import make_pipeline
+
+    from sklearn_ssse.compose import forget
+
+    X, y = binary_data
+    with config_context(enable_metadata_routing=True):
+        cv = ErasableLogisticRegressionCV(Cs=2, l1_ratios=(0,), **QUIET)
+        cv.set_partial_forget_request(sample_weight=True)
+        scaler = StandardScaler().set_fit_request(sample_weight=False)
+        pipe = make_pipeline(scaler, cv).fit(X, y)
+        forget(pipe, X[:3], y[:3], sample_weight=np.ones(3), update_preprocessing=False)
+    assert pipe[-1].n_forgotten_ == 3 and pipe[-1].selection_stale_
