@@ -920,9 +920,11 @@ class ErasableMixin(PartialForgetRequestMixin):
         if at_fit:
             moved = theta - state.point
             if bool((np if xp is None else xp).any(moved != 0)):
-                gradient = gradient - self._curvature_product(
+                product = self._curvature_product(
                     X, y, sample_weight, state, old_weights, moved
                 )
+                # Off the active set ``moved`` is zero; keep the active rows.
+                gradient = gradient - (product if index is None else product[index])
 
         data_diagonal = None
         if not estimated:
