@@ -15,7 +15,7 @@ from .exceptions import (
     InvalidRequestError,
 )
 from .ledger import ErasureLedger
-from .linear_model import ErasableLogisticRegression
+from .linear_model import ErasableLogisticRegression, ErasableLogisticRegressionCV
 from .model_selection import ForgetStep, forget_scale_curve, make_erasure_scorer
 from .multioutput import ErasableMultiOutputClassifier
 from .neural_network import ErasableMLPClassifier
@@ -24,6 +24,7 @@ __all__ = [
     "BlockDiagonalInverse",
     "CurvatureInverse",
     "ErasableLogisticRegression",
+    "ErasableLogisticRegressionCV",
     "ErasableMLPClassifier",
     "ErasableMixin",
     "ErasableMultiOutputClassifier",

@@ -20,8 +20,8 @@ import numpy as np
 from sklearn import get_config
 from sklearn.utils.validation import _num_features, _num_samples
 
-from ._curvature import BlockDiagonalInverse, block_bounds
 from ._array_api import to_numpy
+from ._curvature import BlockDiagonalInverse, block_bounds
 from .exceptions import CurvatureMemoryError
 
 __all__ = [

@@ -41,6 +41,7 @@ from sklearn.utils.validation import (
 )
 
 from . import _array_api
+from ._active_set import ActiveSetMaths
 from ._curvature import BlockDiagonalInverse, block_bounds
 from ._state import STATE_FORMAT_VERSION, ErasureState, RequestRecord, utc_now
 from .exceptions import (
@@ -284,6 +285,33 @@ class ErasableMixin(PartialForgetRequestMixin):
         """
         return theta
 
+    def _movable_mask(self, theta):
+        """Coordinates the step may move at the fitted ``theta`` (None: all).
+
+        A non-smooth penalty (L1) has no curvature where a penalised coordinate is
+        zero: such coordinates are frozen, and the curvature is built, stored and
+        inverted on the others only (the *active set* ``A``; the stored inverse is
+        that of ``M_AA``). Always evaluated at the point where the curvature was
+        built (``curvature_point_``), so the active set is fixed at ``fit``.
+        """
+        return None
+
+    def _penalty_subgradient(self, theta):
+        """Gradient of the objective's non-smooth part at ``theta`` (None: none).
+
+        Added to the fitted gradient (``residual_gradient_``), e.g.
+        ``l1_ratio · sign(θ)`` for an elastic-net penalty (zero where ``θ`` is).
+        """
+        return None
+
+    def _step_maths(self, maths, theta):
+        """``(maths restricted to the movable coordinates, their index or None)``."""
+        mask = self._movable_mask(theta)
+        if mask is None or np.all(mask):
+            return maths, None
+        index = np.flatnonzero(mask)
+        return ActiveSetMaths(maths, index), index
+
     def _curvature_kind(self):
         """``"fisher"`` or ``"hessian"``; families without a Hessian omit the param."""
         return getattr(self, "curvature", "fisher")
@@ -352,10 +380,12 @@ class ErasableMixin(PartialForgetRequestMixin):
         sample_weight : ndarray of shape (n_samples,)
             Validated sample weights (ones when none were given).
         """
-        maths = self._erasure_maths()
+        full_maths = self._erasure_maths()
         theta = self._get_flat_params()
         if _array_api.namespace(X, theta)[0] is not None:
             return self._fit_erasure_state_xp(X, y, sample_weight)
+        # The curvature lives on the movable coordinates only (all, unless L1).
+        maths, index = self._step_maths(full_maths, theta)
         n_classes = self.classes_.shape[0]
         active = np.ones(n_classes, dtype=bool)
         C, penalty_strength, penalized = self._objective_scaling()
@@ -367,6 +397,7 @@ class ErasableMixin(PartialForgetRequestMixin):
         weights = sample_weight * class_weight[y]
 
         bounds = block_bounds(maths.n_params, self.block_size, maths.group_bounds())
+        bounds = bounds or [(0, 0)]  # an empty active set: one empty block
         blocks = maths.curvature_blocks(
             X,
             y,
@@ -382,6 +413,8 @@ class ErasableMixin(PartialForgetRequestMixin):
         damping = self._damping_value(penalty_strength, blocks, C)
         null = maths.null_directions()
         damped = self._damping_mask(penalized)
+        if index is not None:
+            damped = damped[index]
         prior = np.zeros(maths.n_params, dtype=theta.dtype)
         data_diagonal = np.zeros(maths.n_params, dtype=np.float64)
         for block, (start, stop) in zip(blocks, bounds):
@@ -406,10 +439,15 @@ class ErasableMixin(PartialForgetRequestMixin):
             )
         curvature = BlockDiagonalInverse.from_blocks(bounds, blocks)
 
-        class_sums = maths.gradient_sums(X, y, sample_weight, theta, active, n_classes)
-        residual = (
-            C * (class_weight @ class_sums) + penalty_strength * penalized * theta
-        ).astype(theta.dtype)
+        class_sums = full_maths.gradient_sums(
+            X, y, sample_weight, theta, active, n_classes
+        )
+        residual = C * (class_weight @ class_sums)
+        residual = residual + penalty_strength * penalized * theta
+        subgradient = self._penalty_subgradient(theta)
+        if subgradient is not None:
+            residual = residual + subgradient
+        residual = residual.astype(theta.dtype)
         trained = sample_weight > 0  # rows of weight 0 were never part of the model
         estimated = self.fisher_batch_size > 1
         state = ErasureState(
@@ -894,7 +932,11 @@ class ErasableMixin(PartialForgetRequestMixin):
                 change = dev(new_weights - old_weights)
             gradient = gradient + C * (change @ remaining_sums)
 
-        # Take S out of the stored curvature, evaluated where it was built.
+        # Take S out of the stored curvature, evaluated where it was built (on the
+        # movable coordinates only, when some are frozen).
+        maths, index = self._step_maths(maths, state.point)
+        if index is not None:
+            gradient = gradient[index]
         inverse = state.curvature
         if xp is None:
             fit_weights = C * sample_weight * state.fit_class_weight[y]
@@ -934,11 +976,14 @@ class ErasableMixin(PartialForgetRequestMixin):
                     and "factors" in downdate
                     and np.array_equal(old_weights, state.fit_class_weight)
                 ):  # the downdate's factors are the rows' curvature at θ*
-                    gradient = gradient - U.T @ (U @ moved)
+                    local = moved if index is None else moved[index]
+                    gradient = gradient - U.T @ (U @ local)
                 else:
-                    gradient = gradient - self._curvature_product(
+                    product = self._curvature_product(
                         X, y, sample_weight, state, old_weights, moved
                     )
+                    # Off the active set ``moved`` is zero; keep the active rows.
+                    gradient = gradient - (product if index is None else product[index])
 
         data_diagonal = None
         if not estimated:
@@ -981,6 +1026,10 @@ class ErasableMixin(PartialForgetRequestMixin):
                 step_inverse = new_inverse if self.leave_out else inverse
                 applied = step_inverse.apply(gradient)
             delta = -self.forget_scale * applied
+        if index is not None:  # frozen coordinates stay where they are
+            full_delta = np.zeros_like(theta)
+            full_delta[index] = delta
+            delta = full_delta
         theta_new = self._zero_forgotten_classes(theta + delta, new_active)
         if xp is None:
             theta_new = theta_new.astype(theta.dtype)

@@ -4,19 +4,23 @@ from numbers import Integral, Real
 
 import numpy as np
 from sklearn.base import _fit_context
-from sklearn.linear_model import LogisticRegression
+from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
 from sklearn.utils._array_api import get_namespace, move_to
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.class_weight import compute_class_weight
-from sklearn.utils.validation import _check_sample_weight, validate_data
+from sklearn.utils.validation import (
+    _check_sample_weight,
+    check_is_fitted,
+    validate_data,
+)
 
 from . import _array_api
 from ._logistic_maths import LogisticMaths
 from ._memory import check_memory_budget
-from .base import ErasableMixin
+from .base import ErasableMixin, PartialForgetRequestMixin
 from .exceptions import ErasureNumericalError
 
-__all__ = ["ErasableLogisticRegression"]
+__all__ = ["ErasableLogisticRegression", "ErasableLogisticRegressionCV"]
 
 
 class ErasableLogisticRegression(ErasableMixin, LogisticRegression):
@@ -38,10 +42,14 @@ class ErasableLogisticRegression(ErasableMixin, LogisticRegression):
     ----------
     penalty, C, l1_ratio, dual, tol, fit_intercept, intercept_scaling, class_weight, \
 random_state, solver, max_iter, warm_start, n_jobs
-        As in :class:`~sklearn.linear_model.LogisticRegression`. The erasure needs
-        a twice-differentiable objective: ``l1_ratio > 0`` (L1 or elastic-net) is
-        refused at ``fit``. ``C=np.inf`` (no penalty) is supported; so is
-        ``solver="liblinear"``, whose penalised intercept is handled exactly.
+        As in :class:`~sklearn.linear_model.LogisticRegression`. ``C=np.inf``
+        (no penalty) is supported; so is ``solver="liblinear"``, whose penalised
+        intercept is handled exactly. With ``l1_ratio > 0`` (L1 or elastic-net,
+        solvers ``"liblinear"`` and ``"saga"``) the objective has no curvature
+        where a coefficient is zero: the step is taken on the *active set* (the
+        non-zero coefficients and the unpenalised intercept), coefficients at zero
+        stay at zero, and the stored curvature covers the active set only
+        (``docs/l1.md`` says what this approximates).
         ``n_jobs`` is deprecated by scikit-learn and has no effect: the build of
         the erasure state runs in parallel under a
         :func:`joblib.parallel_config` context (e.g. ``n_jobs=4``, or
@@ -89,11 +97,11 @@ random_state, solver, max_iter, warm_start, n_jobs
         changed after ``fit``.
 
     damping : float or None, default=None
-        λ ≥ 0 on the penalised coordinates of ``M``. ``None``: the penalty's own
-        strength (1 in this scaling, 0 when ``C=np.inf``), so that ``λ·P`` is the
-        regulariser's curvature. A floor of ``√eps × mean(diag of C Σ w_i K_i)`` is
-        added to every coordinate so that unpenalised ones (intercept, ``C=np.inf``)
-        stay invertible.
+        λ ≥ 0 on the penalised coordinates of ``M``. ``None``: the L2 penalty's own
+        strength (``1 − l1_ratio`` in this scaling, 0 when ``C=np.inf``), so that
+        ``λ·P`` is the regulariser's curvature. A floor of
+        ``√eps × mean(diag of C Σ w_i K_i)`` is added to every coordinate so that
+        unpenalised ones (intercept, ``C=np.inf``) stay invertible.
 
     block_size : None, "class" or int, default=None
         Structure of the stored curvature. ``None``: one dense block over all
@@ -293,7 +301,7 @@ random_state, solver, max_iter, warm_start, n_jobs
             Before anything is fitted, if the erasure state would not fit in
             ``memory_budget`` (see that parameter).
         """
-        self._check_twice_differentiable()
+        self._check_curvature_params()
         check_memory_budget(self, X, y)  # before anything changes
         with self._erasure_lock():  # no request may interleave with a refit
             self.__dict__.pop("erasure_state_", None)
@@ -325,26 +333,31 @@ random_state, solver, max_iter, warm_start, n_jobs
             self._fit_erasure_state(X, y, sample_weight)
         return self
 
-    def _check_twice_differentiable(self):
+    def _check_curvature_params(self):
         if self.fisher_batch_size > 1 and self.curvature != "fisher":
             raise ValueError(
                 f"fisher_batch_size={self.fisher_batch_size} estimates the empirical "
                 f"Fisher from mini-batches; it needs curvature='fisher', not "
                 f"{self.curvature!r} (use fisher_batch_size=1 with the Hessian)"
             )
-        penalty = self.penalty
-        if penalty in ("l1", "elasticnet") or (
-            penalty == "deprecated"
-            and self.l1_ratio is not None
-            and self.l1_ratio > 0
-            and self.C != np.inf
-        ):
-            raise ValueError(
-                "ErasableLogisticRegression needs a twice-differentiable objective, "
-                "and an L1 or elastic-net penalty (l1_ratio > 0) is not: its "
-                "curvature is undefined where coefficients are zero. Use l1_ratio=0 "
-                "(the L2 penalty) or C=np.inf (no penalty)."
-            )
+
+    def _penalty_and_l1_ratio(self):
+        """The penalty ``fit`` applies, as scikit-learn resolves it, and its L1 share.
+
+        Returns ``(penalty, r)`` with ``penalty`` in ``{"l2", "l1", "elasticnet",
+        None}`` and the objective ``C Σ w_i ℓ_i + ½(1 − r)‖θ_P‖² + r‖θ_P‖₁``.
+        """
+        if self.penalty == "deprecated":
+            if self.C == np.inf:
+                return None, 0.0
+            ratio = 0.0 if self.l1_ratio is None else float(self.l1_ratio)
+            if ratio == 0:
+                return "l2", 0.0
+            return ("l1" if ratio == 1 else "elasticnet"), ratio
+        if self.penalty is None:
+            return None, 0.0
+        ratio = {"l1": 1.0, "l2": 0.0}.get(self.penalty)
+        return self.penalty, float(self.l1_ratio) if ratio is None else ratio
 
     # -- hooks of ErasableMixin ------------------------------------------------------
     def _erasure_maths(self):
@@ -361,11 +374,12 @@ random_state, solver, max_iter, warm_start, n_jobs
         )
 
     def _check_remaining_rows(self, n_remaining):
-        _, penalty_strength, _ = self._objective_scaling()
+        # (A pure L1 penalty has no L2 part but is a penalty all the same.)
+        penalty, _ = self._penalty_and_l1_ratio()
         maths = self._erasure_maths()
         # A softmax is unchanged by adding one vector to every class's row.
         free = maths.n_params - (maths.width if maths.n_outputs > 1 else 0)
-        if penalty_strength == 0 and n_remaining <= free:
+        if penalty is None and n_remaining <= free:
             raise ErasureNumericalError(
                 f"without a penalty (C=np.inf) the {n_remaining} remaining rows "
                 f"cannot determine the model's {free} free parameters: the objective "
@@ -383,9 +397,29 @@ random_state, solver, max_iter, warm_start, n_jobs
         penalized = maths.coef_mask().astype(dtype)
         if self._intercept_penalized():
             penalized[:] = 1
-        unpenalized = self.penalty is None or self.C == np.inf
-        C = 1.0 if unpenalized else float(self.C)
-        return C, 0.0 if unpenalized else 1.0, penalized
+        penalty, ratio = self._penalty_and_l1_ratio()
+        if penalty is None:
+            return 1.0, 0.0, penalized
+        # The elastic-net's L2 part; the L1 part enters through the hooks below.
+        return float(self.C), 1.0 - ratio, penalized
+
+    def _l1_share(self):
+        penalty, ratio = self._penalty_and_l1_ratio()
+        return 0.0 if penalty is None else ratio
+
+    def _movable_mask(self, theta):
+        # Penalised coordinates at zero are frozen (no curvature there).
+        if self._l1_share() == 0:
+            return None
+        _, _, penalized = self._objective_scaling()
+        return ~((penalized > 0) & (theta == 0))
+
+    def _penalty_subgradient(self, theta):
+        ratio = self._l1_share()
+        if ratio == 0:
+            return None
+        _, _, penalized = self._objective_scaling()
+        return ratio * np.sign(theta) * penalized
 
     def _get_flat_params(self):
         return self._erasure_maths().pack(self.coef_, self.intercept_)
@@ -457,19 +491,7 @@ random_state, solver, max_iter, warm_start, n_jobs
         scores = super(ErasableLogisticRegression, view).decision_function(X)
         state = view.__dict__.get("erasure_state_")
         counts = None if state is None else state.class_counts
-        if counts is None or np.all(counts > 0):
-            return scores
-        active = counts > 0
-        xp, device = _array_api.namespace(scores)
-        if xp is not None:  # on the scores' device; the mask is n_classes bools
-            if scores.ndim == 1:
-                return xp.full_like(scores, xp.inf if active[1] else -xp.inf)
-            live = _array_api.to_device(active, xp, device)
-            return xp.where(live[None, :], scores, -xp.inf)
-        if scores.ndim == 1:
-            return np.full_like(scores, np.inf if active[1] else -np.inf)
-        scores[:, ~active] = -np.inf
-        return scores
+        return _mask_forgotten_classes(scores, counts)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -477,3 +499,354 @@ random_state, solver, max_iter, warm_start, n_jobs
         # erasure state then lives on the data's device (see _array_api.py).
         tags.array_api_support = self.solver == "lbfgs"
         return tags
+
+
+def _mask_forgotten_classes(scores, counts):
+    """``scores``, ``-inf`` for classes with no rows left (binary: ``±inf``)."""
+    if counts is None or np.all(counts > 0):
+        return scores
+    active = counts > 0
+    xp, device = _array_api.namespace(scores)
+    if xp is not None:  # on the scores' device; the mask is n_classes bools
+        if scores.ndim == 1:
+            return xp.full_like(scores, xp.inf if active[1] else -xp.inf)
+        live = _array_api.to_device(active, xp, device)
+        return xp.where(live[None, :], scores, -xp.inf)
+    if scores.ndim == 1:
+        return np.full_like(scores, np.inf if active[1] else -np.inf)
+    scores[:, ~active] = -np.inf
+    return scores
+
+
+# The parameters of the erasure, shared by both estimators of this module.
+_ERASURE_PARAMS = (
+    "forget_scale",
+    "curvature",
+    "leave_out",
+    "damping",
+    "block_size",
+    "fisher_batch_size",
+)
+
+# The CV parameters that the final model's objective depends on.
+_OBJECTIVE_PARAMS = (
+    "Cs",
+    "l1_ratios",
+    "penalty",
+    "solver",
+    "fit_intercept",
+    "intercept_scaling",
+    "class_weight",
+    "dual",
+    "refit",
+)
+
+
+class ErasableLogisticRegressionCV(PartialForgetRequestMixin, LogisticRegressionCV):
+    """LogisticRegressionCV whose final model can forget training rows.
+
+    A drop-in :class:`~sklearn.linear_model.LogisticRegressionCV`: every parameter,
+    fitted attribute and prediction is the same (``fit`` gives the same ``C_``,
+    ``l1_ratio_``, ``scores_``, ``coefs_paths_``, ``coef_`` bit for bit). ``fit``
+    additionally stores the erasure state of the final model (the one refitted on
+    all rows with the selected ``C_`` and ``l1_ratio_``) as
+    :attr:`final_estimator_`, an :class:`ErasableLogisticRegression`;
+    :meth:`partial_forget` erases rows from it in one closed-form step and copies
+    its ``coef_`` and ``intercept_`` onto this object.
+
+    **The selection is not redone.** Only the final model forgets. ``scores_``,
+    ``coefs_paths_``, ``n_iter_``, ``C_`` and ``l1_ratio_`` still describe the
+    cross-validation on the data *with* the forgotten rows, and the erased model
+    approximates ``LogisticRegression(C=C_, l1_ratio=l1_ratio_)`` refitted on the
+    remaining rows, not a new search. :attr:`selection_stale_` is True as soon as a
+    row has been forgotten; call ``fit`` on the remaining data to redo the
+    selection. The fold models in ``coefs_paths_`` were trained on the forgotten
+    rows: delete that attribute (or the whole search state) if it must not be
+    kept.
+
+    Parameters
+    ----------
+    Cs, l1_ratios, fit_intercept, cv, dual, penalty, scoring, solver, tol, \
+max_iter, class_weight, n_jobs, verbose, refit, intercept_scaling, random_state, \
+use_legacy_attributes
+        As in :class:`~sklearn.linear_model.LogisticRegressionCV`. With
+        ``refit=False`` the coefficients are an average of the fold models, the
+        optimum of no single objective: :meth:`partial_forget` refuses them.
+
+    forget_scale, curvature, leave_out, damping, block_size, fisher_batch_size
+        As in :class:`ErasableLogisticRegression`, for the final model.
+        ``forget_scale`` and ``leave_out`` may be changed after ``fit``.
+
+    Attributes
+    ----------
+    classes_, coef_, intercept_, Cs_, l1_ratios_, coefs_paths_, scores_, C_, \
+l1_ratio_, n_iter_, n_features_in_, feature_names_in_
+        As in :class:`~sklearn.linear_model.LogisticRegressionCV`; ``coef_`` and
+        ``intercept_`` change with every :meth:`partial_forget`, the others never.
+
+    final_estimator_ : ErasableLogisticRegression or None
+        The final model with its erasure state (``curvature_inverse_``,
+        ``class_counts_``, ...); None when ``refit=False``.
+
+    n_forgotten_ : int
+        Number of rows forgotten since ``fit``.
+
+    class_counts_ : ndarray of shape (n_classes,) or None
+        Training rows of each class not forgotten yet (None when ``refit=False``).
+
+    selection_stale_ : bool
+        Whether rows were forgotten since ``fit``: then ``scores_``, ``C_``,
+        ``l1_ratio_`` and ``coefs_paths_`` describe data that included them.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_breast_cancer
+    >>> from sklearn.preprocessing import StandardScaler
+    >>> from sklearn_ssse import ErasableLogisticRegressionCV
+    >>> X, y = load_breast_cancer(return_X_y=True)
+    >>> X = StandardScaler().fit_transform(X)
+    >>> clf = ErasableLogisticRegressionCV(
+    ...     Cs=4, l1_ratios=(0,), scoring="neg_log_loss", use_legacy_attributes=False,
+    ...     curvature="hessian",
+    ... ).fit(X, y)
+    >>> clf.partial_forget(X[:5], y[:5]).n_forgotten_
+    5
+    >>> clf.selection_stale_
+    True
+    """
+
+    _parameter_constraints: dict = {
+        **LogisticRegressionCV._parameter_constraints,
+        **{
+            name: ErasableLogisticRegression._parameter_constraints[name]
+            for name in _ERASURE_PARAMS
+        },
+    }
+
+    def __init__(
+        self,
+        *,
+        Cs=10,
+        l1_ratios="warn",
+        fit_intercept=True,
+        cv=None,
+        dual=False,
+        penalty="deprecated",
+        scoring="warn",
+        solver="lbfgs",
+        tol=1e-4,
+        max_iter=100,
+        class_weight=None,
+        n_jobs=None,
+        verbose=0,
+        refit=True,
+        intercept_scaling=1.0,
+        random_state=None,
+        use_legacy_attributes="warn",
+        forget_scale=1.0,
+        curvature="hessian",
+        leave_out=True,
+        damping=None,
+        block_size=None,
+        fisher_batch_size=1,
+    ):
+        super().__init__(
+            Cs=Cs,
+            l1_ratios=l1_ratios,
+            fit_intercept=fit_intercept,
+            cv=cv,
+            dual=dual,
+            penalty=penalty,
+            scoring=scoring,
+            solver=solver,
+            tol=tol,
+            max_iter=max_iter,
+            class_weight=class_weight,
+            n_jobs=n_jobs,
+            verbose=verbose,
+            refit=refit,
+            intercept_scaling=intercept_scaling,
+            random_state=random_state,
+            use_legacy_attributes=use_legacy_attributes,
+        )
+        self.forget_scale = forget_scale
+        self.curvature = curvature
+        self.leave_out = leave_out
+        self.damping = damping
+        self.block_size = block_size
+        self.fisher_batch_size = fisher_batch_size
+
+    def fit(self, X, y, sample_weight=None, **params):
+        """Fit exactly as LogisticRegressionCV, then store the final model's state.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Training vectors.
+        y : array-like of shape (n_samples,)
+            Target labels.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Per-row weights; ones when ``None``.
+        **params : dict
+            Passed to the splitter and the scorer, as in
+            :meth:`LogisticRegressionCV.fit`.
+
+        Returns
+        -------
+        self : object
+            Fitted estimator.
+        """
+        ErasableLogisticRegression(
+            **{name: getattr(self, name) for name in _ERASURE_PARAMS}
+        )._check_curvature_params()
+        super().fit(X, y, sample_weight=sample_weight, **params)
+        self.n_forgotten_ = 0
+        self.selection_stale_ = False
+        self._fitted_search_params = {
+            name: getattr(self, name) for name in _OBJECTIVE_PARAMS
+        }
+        if not self.refit:
+            self.final_estimator_ = None
+            self.class_counts_ = None
+            return self
+        X, y = validate_data(
+            self,
+            X,
+            y,
+            reset=False,
+            accept_sparse="csr",
+            dtype=np.float64,
+            order="C",
+            accept_large_sparse=self.solver not in ["liblinear", "sag", "saga"],
+        )
+        sample_weight = _check_sample_weight(sample_weight, X, dtype=X.dtype)
+        final = self._final_model()
+        final.classes_ = self.classes_
+        final.coef_ = self.coef_
+        final.intercept_ = self.intercept_
+        final.n_iter_ = np.ravel(self.n_iter_)[:1]
+        final.n_features_in_ = self.n_features_in_
+        if hasattr(self, "feature_names_in_"):
+            final.feature_names_in_ = self.feature_names_in_
+        final._fit_erasure_state(X, np.searchsorted(self.classes_, y), sample_weight)
+        self.final_estimator_ = final
+        self.class_counts_ = final.class_counts_
+        return self
+
+    def _final_model(self):
+        """The ErasableLogisticRegression whose objective the final refit solved."""
+        C = float(np.ravel(self.C_)[0])
+        if self.penalty == "deprecated":
+            ratios = None if isinstance(self.l1_ratios, str) else self.l1_ratios
+            if ratios is None or np.all(np.asarray(ratios) == 0):
+                penalty = "l2"
+            elif np.all(np.asarray(ratios) == 1):
+                penalty = "l1"
+            else:
+                penalty = "elasticnet"
+        else:
+            penalty = self.penalty
+        ratio = {"l2": 0.0, "l1": 1.0}.get(penalty)
+        if ratio is None:
+            ratio = float(np.ravel(self.l1_ratio_)[0])
+        return ErasableLogisticRegression(
+            C=C,
+            l1_ratio=ratio,
+            dual=self.dual,
+            tol=self.tol,
+            fit_intercept=self.fit_intercept,
+            intercept_scaling=self.intercept_scaling,
+            class_weight=self.class_weight,
+            random_state=self.random_state,
+            solver=self.solver,
+            max_iter=self.max_iter,
+            **{name: getattr(self, name) for name in _ERASURE_PARAMS},
+        )
+
+    def partial_forget(self, X, y, sample_weight=None, *, ledger=None):
+        """Erase training rows from the final model in one closed-form step.
+
+        See :meth:`ErasableLogisticRegression.partial_forget`. ``C_``,
+        ``l1_ratio_``, ``scores_`` and ``coefs_paths_`` are left as they are: they
+        still reflect the forgotten rows (:attr:`selection_stale_`).
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_rows, n_features)
+            The rows to forget, as given to ``fit``.
+        y : array-like of shape (n_rows,)
+            Their labels, as given to ``fit``.
+        sample_weight : array-like of shape (n_rows,), default=None
+            The sample weights these rows had in ``fit`` (ones when ``None``).
+        ledger : ErasureLedger, default=None
+            As in :meth:`ErasableLogisticRegression.partial_forget`.
+
+        Returns
+        -------
+        self : object
+            The updated estimator.
+
+        Raises
+        ------
+        ValueError
+            As :meth:`ErasableLogisticRegression.partial_forget`; also when the
+            model was fitted with ``refit=False`` or a parameter of the search was
+            changed since ``fit``. The model is left unchanged.
+        """
+        check_is_fitted(self, "final_estimator_")
+        if self.final_estimator_ is None:
+            raise ValueError(
+                "this model was fitted with refit=False: its coefficients average "
+                "the fold models and optimise no single objective, so no erasure "
+                "step applies; fit with refit=True to forget rows"
+            )
+        for name, used in self._fitted_search_params.items():
+            if not _same(getattr(self, name), used):
+                raise ValueError(
+                    f"{name}={getattr(self, name)!r} differs from {used!r}, the value "
+                    "the model was fitted with; call fit again to change it"
+                )
+        final = self.final_estimator_
+        with final._erasure_lock():
+            final.set_params(**{name: getattr(self, name) for name in _ERASURE_PARAMS})
+            final.partial_forget(X, y, sample_weight=sample_weight, ledger=ledger)
+            # One update of __dict__: a reader sees the model before or after.
+            self.__dict__.update(
+                coef_=final.coef_,
+                intercept_=final.intercept_,
+                class_counts_=final.class_counts_,
+                n_forgotten_=final.n_forgotten_,
+                selection_stale_=final.n_forgotten_ > 0,
+            )
+        return self
+
+    def decision_function(self, X):
+        """Confidence scores; ``-inf`` for classes whose rows were all forgotten.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The data matrix for which we want to get the confidence scores.
+
+        Returns
+        -------
+        scores : ndarray of shape (n_samples,) or (n_samples, n_classes)
+            As :meth:`LogisticRegressionCV.decision_function`.
+        """
+        view = object.__new__(type(self))  # one snapshot of the published model
+        view.__dict__ = self.__dict__.copy()
+        scores = super(ErasableLogisticRegressionCV, view).decision_function(X)
+        return _mask_forgotten_classes(scores, view.__dict__.get("class_counts_"))
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.array_api_support = False
+        return tags
+
+
+def _same(a, b):
+    """Whether two parameter values are equal (arrays compared by value)."""
+    try:
+        return bool(np.all(a == b)) and np.shape(a) == np.shape(b)
+    except (TypeError, ValueError):
+        return a is b

@@ -18,7 +18,7 @@ answers prediction requests needs none of it. The recommended deployment is:
 import copy
 
 import numpy as np
-from sklearn.linear_model import LogisticRegression
+from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
 from sklearn.model_selection._search import BaseSearchCV
 from sklearn.multioutput import MultiOutputClassifier
 from sklearn.neural_network import MLPClassifier
@@ -109,6 +109,15 @@ def serving_model(model):
         plain.estimators_ = [serving_model(est) for est in model.estimators_]
         _copy(model, plain, ("classes_",) + _COMMON_ATTRIBUTES)
         return plain
+    if isinstance(model, LogisticRegressionCV):
+        # The final model is a LogisticRegression(C=C_, l1_ratio=l1_ratio_).
+        check_is_fitted(model, "coef_")
+        if model.__dict__.get("final_estimator_") is None:
+            raise TypeError(
+                f"{type(model).__name__} fitted with refit=False has no final "
+                "model to serve: fit it with refit=True"
+            )
+        return serving_model(model.final_estimator_)
     if isinstance(model, LogisticRegression):
         check_is_fitted(model, "coef_")
         plain = _plain_params(model)

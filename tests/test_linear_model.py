@@ -479,15 +479,6 @@ def test_unfitted_model_refuses_to_forget(binary_data):
         ErasableLogisticRegression().partial_forget(X[:2], y[:2])
 
 
-@pytest.mark.parametrize(
-    "params", [{"l1_ratio": 1.0, "solver": "saga"}, {"l1_ratio": 0.5, "solver": "saga"}]
-)
-def test_non_smooth_penalties_are_refused(binary_data, params):
-    X, y = binary_data
-    with pytest.raises(ValueError, match="twice-differentiable"):
-        ErasableLogisticRegression(**params).fit(X, y)
-
-
 def test_unpenalized_model_stays_invertible(binary_data):
     X, y = binary_data
     model = ErasableLogisticRegression(C=np.inf, curvature="hessian", **TIGHT)
