@@ -76,8 +76,13 @@ class ActiveSetMaths(ModelMaths):
         bounds,
         batch_size=1,
         random_state=None,
+        n_jobs=None,
+        verbose=0,
     ):
         """``Σ_i w_i K_i`` on the kept coordinates, from factor rows over row chunks.
+
+        (``n_jobs`` and ``verbose`` are accepted for the interface; this build runs
+        in one process, without progress lines.)
 
         Each chunk forms the full model's factor rows (``K_i = Σ_q u_iq u_iqᵀ``),
         keeps the active columns and adds their Gram matrix: one SYRK per block on

@@ -240,7 +240,7 @@ def _training_shape(X, y):
     try:
         n_samples = _num_samples(X)
         n_features = _num_features(X)
-        y = to_numpy(y)  # labels only: small, and array-API labels may be on a device
+        y = np.asarray(to_numpy(y))  # labels only; array-API labels may be on a device
         if y.ndim != 1 and not (y.ndim == 2 and y.shape[1] == 1):
             return None
         n_classes = len(np.unique(y))
