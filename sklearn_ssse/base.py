@@ -43,11 +43,19 @@ from sklearn.utils.validation import (
 from . import _array_api
 from ._curvature import BlockDiagonalInverse, block_bounds
 from ._state import STATE_FORMAT_VERSION, ErasureState, RequestRecord, utc_now
+from .certificate import (
+    distance_bound,
+    fit_certificate_state,
+    request_certificate,
+    uncertified,
+)
 from .exceptions import (
     ErasureNumericalError,
     IncompatibleStateError,
     InconsistentStateVersionWarning,
     InvalidRequestError,
+    RefitRecommendedError,
+    RefitRecommendedWarning,
 )
 from .ledger import row_fingerprints
 
@@ -260,6 +268,23 @@ class ErasableMixin(PartialForgetRequestMixin):
     def _check_remaining_rows(self, n_remaining):
         """Raise if ``n_remaining`` rows cannot determine a refit (default: never)."""
 
+    def _certificate_supported(self):
+        """Whether requests get a data-free certificate (default: no).
+
+        The bounds of :mod:`sklearn_ssse.certificate` hold for convex models whose
+        loss has a bounded third derivative (the logistic models); a family opts
+        in by returning ``True`` and giving :class:`LogisticMaths`-like maths.
+        """
+        return False
+
+    def _strong_convexity(self):
+        """The penalty's strong-convexity modulus μ of the whole objective, or 0.
+
+        Positive only when every coordinate is penalised (no intercept, or
+        liblinear's penalised one) and the penalty is not zero.
+        """
+        return 0.0
+
     def _damping_mask(self, penalized):
         """Coordinates that receive the damping λ (default: the penalised ones).
 
@@ -383,6 +408,7 @@ class ErasableMixin(PartialForgetRequestMixin):
         damped = self._damping_mask(penalized)
         prior = np.zeros(maths.n_params, dtype=theta.dtype)
         data_diagonal = np.zeros(maths.n_params, dtype=np.float64)
+        excess = []  # the flat-direction terms added to M, for the certificate
         for block, (start, stop) in zip(blocks, bounds):
             block *= C
             diagonal = np.diag(block)
@@ -397,6 +423,9 @@ class ErasableMixin(PartialForgetRequestMixin):
                 if np.isclose(np.linalg.norm(direction), 1.0):
                     part = np.outer(direction[support], direction[support])
                     block[np.ix_(support, support)] += scale * part
+                    factor = np.zeros(maths.n_params)
+                    factor[start:stop] = np.sqrt(scale) * direction[start:stop]
+                    excess.append(factor)
         curvature = BlockDiagonalInverse.from_blocks(bounds, blocks)
 
         class_sums = maths.gradient_sums(X, y, sample_weight, theta, active, n_classes)
@@ -405,6 +434,21 @@ class ErasableMixin(PartialForgetRequestMixin):
         ).astype(theta.dtype)
         trained = sample_weight > 0  # rows of weight 0 were never part of the model
         estimated = self.fisher_batch_size > 1
+        row_norm_bound = _power_of_two_above(_row_norms(X).max(initial=0.0))
+        certificate_state = None
+        if self._certificate_supported():
+            certificate_state = fit_certificate_state(
+                maths,
+                X,
+                weights,
+                C=C,
+                penalty=penalty_strength * penalized,
+                prior=prior,
+                excess_factor=np.array(excess).reshape(-1, maths.n_params).T,
+                row_norm=row_norm_bound,
+                exact_hessian=self._curvature_kind() == "hessian" and len(bounds) == 1,
+                dense=len(bounds) == 1,
+            )
         state = ErasureState(
             curvature=curvature,
             point=theta.copy(),
@@ -417,9 +461,10 @@ class ErasableMixin(PartialForgetRequestMixin):
             fit_class_weight=class_weight,
             class_counts=np.bincount(y[trained], minlength=n_classes),
             class_weight_sums=weight_sums,
-            row_norm_bound=_power_of_two_above(_row_norms(X).max(initial=0.0)),
+            row_norm_bound=row_norm_bound,
             curvature_params=self._curvature_params(),
             coefficients=theta.copy(),
+            certificate_state=certificate_state,
         )
         self._publish({"erasure_state_": state})
 
@@ -896,9 +941,11 @@ class ErasableMixin(PartialForgetRequestMixin):
                 f"is then the safe path). The model is unchanged. ({exc})"
             ) from exc
 
+        solved = None
         if step is None:
             step_inverse = new_inverse if self.leave_out else inverse
-            delta = -self.forget_scale * step_inverse.apply(gradient)
+            solved = step_inverse.apply(gradient)
+            delta = -self.forget_scale * solved
         else:
             delta = step(gradient, inverse, new_inverse)
         theta_new = self._zero_forgotten_classes(theta + delta, new_active)
@@ -917,6 +964,42 @@ class ErasableMixin(PartialForgetRequestMixin):
                 "is unchanged."
             )
 
+        certificate, certificate_state = None, state.certificate_state
+        if certificate_state is not None:
+            if not np.all(new_active):
+                certificate, certificate_state = uncertified(
+                    certificate_state,
+                    "a class lost all its rows: the remaining objective has fewer "
+                    "classes than the certified one",
+                )
+            else:
+                removed_hessian = None
+                if step is None and not self.leave_out:
+                    if "factors" in downdate:
+                        removed_hessian = lambda v: U.T @ (U @ v)  # noqa: E731
+                    else:
+                        removed_hessian = lambda v: grams[0] @ v  # noqa: E731
+                certificate, certificate_state = request_certificate(
+                    certificate_state,
+                    maths,
+                    theta=theta,
+                    theta_new=theta_new,
+                    point=state.point,
+                    gradient=gradient,
+                    solved=solved,
+                    forget_scale=self.forget_scale,
+                    removed_hessian=removed_hessian,
+                    X=X,
+                    removed_weights=fit_weights,
+                )
+            certificate["distance_bound"] = distance_bound(
+                certificate["cumulative_gradient_bound"], self._strong_convexity()
+            )
+        budget = getattr(self, "certificate_budget", None)
+        within = None
+        if certificate is not None and budget is not None:
+            relative = certificate.get("relative_gradient_bound")
+            within = relative is not None and bool(relative <= budget)
         labels, per_class = np.unique(request.labels, return_counts=True)
         record = RequestRecord(
             index=state.version + 1,
@@ -929,7 +1012,14 @@ class ErasableMixin(PartialForgetRequestMixin):
             curvature=str(kind),
             leave_out=bool(self.leave_out),
             step_norm=step_norm,
+            certificate=certificate,
+            n_params=int(maths.n_params),
+            n_remaining=int(counts.sum()),
+            budget=None if budget is None else float(budget),
+            within_budget=within,
         )
+        if within is False:
+            self._over_budget(record)
         new_state = state.replace(
             curvature=new_inverse,
             data_diagonal=data_diagonal,
@@ -942,10 +1032,39 @@ class ErasableMixin(PartialForgetRequestMixin):
             n_forgotten=state.n_forgotten + X.shape[0],
             records=state.records + (record,),
             coefficients=theta_new,
+            certificate_state=certificate_state,
         )
         attributes = self._flat_params_attributes(theta_new)
         attributes["erasure_state_"] = new_state
         return attributes
+
+    def _over_budget(self, record):
+        """Warn, or raise before anything is published, past the budget."""
+        certificate = record.certificate
+        bound = certificate.get("cumulative_gradient_bound")
+        reason = certificate.get("note")
+        relative = certificate.get("relative_gradient_bound")
+        what = (
+            f"after request {record.index} the certified bound on the remaining "
+            f"objective's gradient is {bound:.3g}, {relative:.3g} times the gradient "
+            "that ignoring the requests would leave, above certificate_budget="
+            f"{record.budget:.3g}"
+            if bound is not None
+            else f"request {record.index} cannot be certified ({reason})"
+        )
+        distance = certificate.get("distance_bound")
+        if distance is not None:
+            what += f" (distance to the exact retrain at most {distance:.3g})"
+        message = (
+            f"Refit recommended: {what}. The updated model may be far from the "
+            "model a retrain without the forgotten rows would give; refit on the "
+            "remaining rows, or check with sklearn_ssse.certificate.verify_erasure."
+        )
+        if getattr(self, "on_budget", "warn") == "raise":
+            raise RefitRecommendedError(
+                message + " The request was not applied; the model is unchanged."
+            )
+        warnings.warn(message, RefitRecommendedWarning, stacklevel=5)
 
     def _forget_copy(self, X, y, sample_weight=None, step=None):
         """A copy of the estimator after a request with a custom ``step``.

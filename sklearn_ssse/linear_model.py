@@ -88,6 +88,32 @@ random_state, solver, max_iter, verbose, warm_start, n_jobs
         holds (the remaining data term is projected onto the positive
         semi-definite cone, ``O(d³)`` per block and request).
 
+    certificate_budget : float or None, default=5e4
+        When to recommend a refit. Every request carries a data-free
+        certificate (:mod:`sklearn_ssse.certificate`): a rigorous upper bound on
+        the gradient of the remaining objective at the updated parameters,
+        accumulated over requests. Its ``relative_gradient_bound`` divides it by
+        the gradient that ignoring the requests would have left. Past
+        ``certificate_budget`` the request signals "refit recommended" (see
+        ``on_budget``). The bound is conservative (measured 30–3 000× the true
+        residual, ``benchmarks/results/certificate.md``), so the default is set
+        from measurements: it stays silent on ordinary requests (50 × 1 % of
+        breast_cancer: 4–400; single 1–5 % requests on digits: up to 8 000) and
+        fires where a step goes wrong (C = 10⁴ on breast_cancer: 3·10⁵; the
+        digits soak where accuracy starts to fall: 5·10⁴ and above). ``None``:
+        no check. May be changed after ``fit``.
+
+        The certificate costs a ``(n_features + 1)²`` Gram matrix per model
+        (its diagonal only with ``block_size`` set), kept and downdated like
+        the curvature; ``class_weight="balanced"`` models get no certificate.
+
+    on_budget : {"warn", "raise"}, default="warn"
+        What happens past the budget: a
+        :class:`~sklearn_ssse.exceptions.RefitRecommendedWarning` (the request
+        is applied), or a :class:`~sklearn_ssse.exceptions.RefitRecommendedError`
+        (the request is not applied and the model is unchanged: refit without
+        the rows). May be changed after ``fit``.
+
     Attributes
     ----------
     classes_, coef_, intercept_, n_features_in_, feature_names_in_, n_iter_
@@ -130,6 +156,12 @@ random_state, solver, max_iter, verbose, warm_start, n_jobs
 
     n_forgotten_ : int
         Number of rows forgotten since ``fit``.
+
+    request_records_ : tuple of RequestRecord
+        One record per request since ``fit`` (time, rows per class, ε,
+        curvature, leave-out, step size, certificate, library version; no row
+        contents). :func:`~sklearn_ssse.certificate.erasure_audit` exports them
+        as JSON or a pandas table.
 
     Notes
     -----
@@ -177,6 +209,8 @@ random_state, solver, max_iter, verbose, warm_start, n_jobs
             Interval(Integral, 1, None, closed="left"),
         ],
         "fisher_batch_size": [Interval(Integral, 1, None, closed="left")],
+        "certificate_budget": [Interval(Real, 0, None, closed="left"), None],
+        "on_budget": [StrOptions({"warn", "raise"})],
     }
 
     def __init__(
@@ -202,6 +236,8 @@ random_state, solver, max_iter, verbose, warm_start, n_jobs
         damping=None,
         block_size=None,
         fisher_batch_size=1,
+        certificate_budget=5e4,
+        on_budget="warn",
     ):
         super().__init__(
             penalty=penalty,
@@ -225,6 +261,8 @@ random_state, solver, max_iter, verbose, warm_start, n_jobs
         self.damping = damping
         self.block_size = block_size
         self.fisher_batch_size = fisher_batch_size
+        self.certificate_budget = certificate_budget
+        self.on_budget = on_budget
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y, sample_weight=None):
@@ -367,6 +405,15 @@ random_state, solver, max_iter, verbose, warm_start, n_jobs
 
     def _class_weights_depend_on_data(self):
         return self.class_weight == "balanced"
+
+    def _certificate_supported(self):
+        # Balanced class weights change every remaining row's weight with each
+        # request: the certified objective would not be the remaining one.
+        return self.class_weight != "balanced"
+
+    def _strong_convexity(self):
+        C, strength, penalized = self._objective_scaling()
+        return float(strength) if np.all(penalized > 0) else 0.0
 
     def _curvature_params(self):
         # The objective's own parameters shape the stored curvature as well.
