@@ -999,7 +999,9 @@ class ErasableMixin(PartialForgetRequestMixin):
         within = None
         if certificate is not None and budget is not None:
             relative = certificate.get("relative_gradient_bound")
-            within = relative is not None and bool(relative <= budget)
+            # A request the bounds do not cover (a whole class forgotten) is
+            # recorded as such, without a refit signal.
+            within = None if relative is None else bool(relative <= budget)
         labels, per_class = np.unique(request.labels, return_counts=True)
         record = RequestRecord(
             index=state.version + 1,

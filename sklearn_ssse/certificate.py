@@ -412,7 +412,7 @@ class ErasureVerification:
         return json.dumps(self.to_dict(), allow_nan=False, **kwargs)
 
 
-_RADII = np.geomspace(1e-8, 1e4, 61)
+_RADII = np.geomspace(1e-6, 1e3, 28)
 
 
 def verify_erasure(
@@ -494,6 +494,14 @@ def verify_erasure(
 
     gradient = np.zeros_like(Theta)
     row_max = 0.0
+    # The ball bound is needed only for a multinomial model's unpenalised
+    # intercepts (binary ones are profiled out; penalised ones have μ = λ).
+    ball = (
+        maths.n_outputs > 1
+        and maths.fit_intercept
+        and strength > 0
+        and not np.all(penalized > 0)
+    )
     Q = np.zeros(len(_RADII))
     moments = np.zeros((len(_RADII), maths.n_features))
     for rows in row_chunks(X.shape[0], 8 * (maths.n_outputs + len(_RADII)) * 2):
@@ -506,8 +514,6 @@ def verify_erasure(
             p = expit(Z[:, 0])
             r = (p - (y[rows] == 1)) * wc
             # σ' is decreasing in |z|: its minimum on the ball is at |z| + ‖x̃‖ r.
-            reach = np.abs(Z[:, 0])[:, None] + norms[:, None] * _RADII
-            low = expit(reach) * expit(-reach)
             R = r[:, None]
         else:
             Zm = np.where(active, Z, -np.inf)
@@ -516,16 +522,17 @@ def verify_erasure(
             target[np.arange(len(Zm)), y[rows]] = 1
             R = (P - target) * wc[:, None]
             # diag p − ppᵀ ⪰ c·p_min² on 1⊥; log p_k moves by ≤ √2 ‖Δz‖ on the ball.
-            log_min = log_softmax(Zm, axis=1)[:, active].min(axis=1)
-            c = int(active.sum())
-            reach = log_min[:, None] - np.sqrt(2) * norms[:, None] * _RADII
-            low = c * np.exp(2 * reach)
+            if ball:
+                log_min = log_softmax(Zm, axis=1)[:, active].min(axis=1)
+                reach = log_min[:, None] - np.sqrt(2) * norms[:, None] * _RADII
+                low = int(active.sum()) * np.exp(2 * reach)
         gradient[:, : maths.n_features] += _as_dense(Xc.T @ R).T
         if maths.fit_intercept:
             gradient[:, -1] += s * R.sum(axis=0)
-        q = low * wc[:, None]
-        Q += q.sum(axis=0)
-        moments += _as_dense(Xc.T @ q).T
+        if ball:
+            q = low * wc[:, None]
+            Q += q.sum(axis=0)
+            moments += _as_dense(Xc.T @ q).T
     flat_gradient = gradient.ravel() + strength * penalized * theta
     if maths.n_outputs > 1 and not np.all(active):
         flat_gradient = flat_gradient.reshape(Theta.shape)
@@ -533,23 +540,19 @@ def verify_erasure(
         flat_gradient = flat_gradient.ravel()
     norm = float(np.linalg.norm(flat_gradient))
 
-    mu = _curvature_lower_bounds(
-        Q,
-        moments,
-        strength,
-        s,
-        fit_intercept=maths.fit_intercept,
-        all_penalized=bool(np.all(penalized > 0)),
-    )
-    feasible = np.flatnonzero(mu * _RADII >= norm)
+    radius = strong = distance = None
+    feasible = np.array([], dtype=int)
+    if strength > 0 and np.all(penalized > 0):  # λ-strongly convex everywhere
+        strong, distance = float(strength), norm / float(strength)
+    elif ball:
+        mu = _curvature_lower_bounds(Q, moments, strength, s)
+        feasible = np.flatnonzero(mu * _RADII >= norm)
     if feasible.size and norm == 0:
         radius, strong, distance = 0.0, float(mu[0]), 0.0
     elif feasible.size:
         j = feasible[0]
         radius, strong = float(_RADII[j]), float(mu[j])
         distance = norm / strong
-    else:
-        radius = strong = distance = None
     split = None
     profile = (
         maths.n_outputs == 1
@@ -567,7 +570,10 @@ def verify_erasure(
             strong = None
     metric = None
     cert = getattr(state, "certificate_state", None)
-    if cert is not None and cert.exact_hessian and strength > 0:
+    # The metric bound needs the eigenvalues of the stored inverse (O(P³)):
+    # done only when that is small next to the data (P² ≤ 10 n).
+    cheap = maths.n_params**2 <= 10 * X.shape[0]
+    if cert is not None and cert.exact_hessian and strength > 0 and cheap:
         metric = _curvature_metric_distance(
             state, cert, theta, flat_gradient, row_max, maths.n_outputs == 1
         )
@@ -693,7 +699,7 @@ def _as_dense(A):
     return A.toarray() if sp.issparse(A) else np.asarray(A)
 
 
-def _curvature_lower_bounds(Q, moments, strength, s, *, fit_intercept, all_penalized):
+def _curvature_lower_bounds(Q, moments, strength, s):
     """``μ(r)`` for every radius of the grid (``docs/certificate.md``).
 
     With ``q_i(r)`` a lower bound on row ``i``'s loss curvature on the ball,
@@ -701,8 +707,6 @@ def _curvature_lower_bounds(Q, moments, strength, s, *, fit_intercept, all_penal
     ``vᵀ∇²J v ≥ λ‖u‖² + Q (mᵀu + s t)²`` for ``v = (u, t)``; the smallest
     eigenvalue of that form is that of a 2 × 2 matrix (and ``λ``).
     """
-    if not fit_intercept or all_penalized:
-        return np.full(len(Q), float(strength))
     mu = np.zeros(len(Q))
     for j in range(len(Q)):  # a loop over the radius grid, not over samples
         if Q[j] <= 0:

@@ -88,20 +88,21 @@ random_state, solver, max_iter, verbose, warm_start, n_jobs
         holds (the remaining data term is projected onto the positive
         semi-definite cone, ``O(d³)`` per block and request).
 
-    certificate_budget : float or None, default=5e4
+    certificate_budget : float or None, default=1e5
         When to recommend a refit. Every request carries a data-free
         certificate (:mod:`sklearn_ssse.certificate`): a rigorous upper bound on
         the gradient of the remaining objective at the updated parameters,
         accumulated over requests. Its ``relative_gradient_bound`` divides it by
         the gradient that ignoring the requests would have left. Past
         ``certificate_budget`` the request signals "refit recommended" (see
-        ``on_budget``). The bound is conservative (measured 30–3 000× the true
-        residual, ``benchmarks/results/certificate.md``), so the default is set
-        from measurements: it stays silent on ordinary requests (50 × 1 % of
-        breast_cancer: 4–400; single 1–5 % requests on digits: up to 8 000) and
-        fires where a step goes wrong (C = 10⁴ on breast_cancer: 3·10⁵; the
-        digits soak where accuracy starts to fall: 5·10⁴ and above). ``None``:
-        no check. May be changed after ``fit``.
+        ``on_budget``). The bound is conservative (30–3 000× the true residual
+        on the bundled data sets, ``benchmarks/results/certificate.md``), so the
+        default comes from measurements: silent on ordinary requests (50 × 1 %
+        of breast_cancer: up to 400; 1 % requests on digits: 10⁴–6·10⁴), it
+        fires where a step goes wrong (``C=1e4`` on breast_cancer, 5 %:
+        3·10⁵; a 50 × 1 % soak on digits whose accuracy collapses from the 37th
+        request: 1.1·10⁵ there). ``None``: no check. May be changed after
+        ``fit``.
 
         The certificate costs a ``(n_features + 1)²`` Gram matrix per model
         (its diagonal only with ``block_size`` set), kept and downdated like
@@ -236,7 +237,7 @@ random_state, solver, max_iter, verbose, warm_start, n_jobs
         damping=None,
         block_size=None,
         fisher_batch_size=1,
-        certificate_budget=5e4,
+        certificate_budget=1e5,
         on_budget="warn",
     ):
         super().__init__(

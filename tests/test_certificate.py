@@ -80,8 +80,13 @@ CONFIGS = [
 ]
 
 
-@pytest.mark.parametrize("name", ["breast_cancer", "wine", "iris", "digits"])
-@pytest.mark.parametrize("params", CONFIGS, ids=lambda p: str(p) or "default")
+CASES = [(name, params) for name in ("breast_cancer", "wine") for params in CONFIGS]
+CASES += [(name, params) for name in ("iris", "digits") for params in CONFIGS[:2]]
+
+
+@pytest.mark.parametrize(
+    "name, params", CASES, ids=[f"{n}-{p or 'default'}" for n, p in CASES]
+)
 def test_bound_never_below_true_residual(name, params):
     X, y = _data(name)
     model = ErasableLogisticRegression(max_iter=5000, tol=1e-8, **params).fit(X, y)
@@ -233,8 +238,10 @@ def test_whole_class_and_balanced_weights_are_not_certified():
     X, y = _data("iris")
     model = ErasableLogisticRegression(max_iter=1000).fit(X, y)
     gone = np.flatnonzero(y == 2)
-    with pytest.warns(RefitRecommendedWarning, match="cannot be certified"):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RefitRecommendedWarning)
         model.partial_forget(X[gone], y[gone])
+    assert model.request_records_[-1].within_budget is None
     certificate = model.request_records_[-1].certificate
     assert certificate["cumulative_gradient_bound"] is None
     assert "class" in certificate["note"]
@@ -242,3 +249,25 @@ def test_whole_class_and_balanced_weights_are_not_certified():
     balanced.partial_forget(X[:2], y[:2])
     assert balanced.request_records_[-1].certificate is None
     assert balanced.request_records_[-1].within_budget is None
+
+
+def test_erasure_report_carries_the_certificate_and_flags():
+    from sklearn_ssse.metrics import erasure_report
+
+    X, y = _data("breast_cancer", n=300)
+    original = ErasableLogisticRegression(max_iter=5000).fit(X, y)
+    rows = np.arange(12)
+    refit = clone(original).fit(X[12:], y[12:])
+    updated = copy.deepcopy(original).partial_forget(X[rows], y[rows])
+    report = erasure_report(original, updated, refit, X[rows], y[rows])
+    assert report.certificate["cumulative_gradient_bound"] > 0
+    assert len(report.records) == 1 and not report.flags
+    assert "certified" in str(report)
+    data = json.loads(report.to_json())  # NaN columns (no test rows) are null
+    assert data["models"]["updated"]["membership_auc"] is None
+    # Overshooting 60×: further from the refit than the original was.
+    far = copy.deepcopy(original).set_params(forget_scale=60)
+    far.partial_forget(X[rows], y[rows])
+    report = erasure_report(original, far, refit, X[rows], y[rows])
+    assert any("further from the refit" in flag for flag in report.flags)
+    assert "WARNING" in str(report)
