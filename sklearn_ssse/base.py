@@ -424,7 +424,7 @@ class ErasableMixin(PartialForgetRequestMixin):
                     part = np.outer(direction[support], direction[support])
                     block[np.ix_(support, support)] += scale * part
                     factor = np.zeros(maths.n_params)
-                    factor[start:stop] = np.sqrt(scale) * direction[start:stop]
+                    factor[start:stop] = np.sqrt(scale) * direction
                     excess.append(factor)
         curvature = BlockDiagonalInverse.from_blocks(bounds, blocks)
 

@@ -571,8 +571,8 @@ def verify_erasure(
     metric = None
     cert = getattr(state, "certificate_state", None)
     # The metric bound needs the eigenvalues of the stored inverse (O(P³)):
-    # done only when that is small next to the data (P² ≤ 10 n).
-    cheap = maths.n_params**2 <= 10 * X.shape[0]
+    # done only when that is small (P ≤ 500) or small next to the data.
+    cheap = maths.n_params <= 500 or maths.n_params**2 <= 10 * X.shape[0]
     if cert is not None and cert.exact_hessian and strength > 0 and cheap:
         metric = _curvature_metric_distance(
             state, cert, theta, flat_gradient, row_max, maths.n_outputs == 1
