@@ -8,11 +8,14 @@ using only the rows to forget.
 from ._curvature import BlockDiagonalInverse, CurvatureInverse
 from ._state import ErasureState, RequestRecord
 from .base import ErasableMixin
+from .certificate import erasure_audit, verify_erasure
 from .exceptions import (
     ErasureError,
     ErasureNumericalError,
     IncompatibleStateError,
     InvalidRequestError,
+    RefitRecommendedError,
+    RefitRecommendedWarning,
 )
 from .ledger import ErasureLedger
 from .linear_model import ErasableLogisticRegression, ErasableLogisticRegressionCV
@@ -34,9 +37,13 @@ __all__ = [
     "ErasureState",
     "IncompatibleStateError",
     "InvalidRequestError",
+    "RefitRecommendedError",
+    "RefitRecommendedWarning",
     "RequestRecord",
+    "erasure_audit",
     "ForgetStep",
     "forget_scale_curve",
     "make_erasure_scorer",
+    "verify_erasure",
 ]
 __version__ = "0.2.0.dev0"

@@ -57,7 +57,16 @@ class RequestRecord:
         The sklearn-ssse version that computed the request.
     certificate : dict or None
         The request's certificate (see :mod:`sklearn_ssse.certificate`), when
-        computed.
+        computed: the certified bounds on ``‖∇J_rem‖`` (this request's share and
+        cumulative) and on the distance to the exact retrain.
+    n_params : int or None
+        Number of parameters of the model.
+    n_remaining : int or None
+        Training rows left after the request.
+    budget : float or None
+        The ``certificate_budget`` the request was checked against.
+    within_budget : bool or None
+        Whether the cumulative certified bound was within it.
     """
 
     index: int
@@ -70,16 +79,27 @@ class RequestRecord:
     step_norm: float
     library_version: str = field(default_factory=_library_version)
     certificate: dict | None = None
+    n_params: int | None = None
+    n_remaining: int | None = None
+    budget: float | None = None
+    within_budget: bool | None = None
 
     def to_dict(self):
         """The record as a JSON-ready dict (plain Python types, no NaN)."""
         out = dataclasses.asdict(self)
-        out["step_norm"] = _finite_or_none(out["step_norm"])
-        out["forget_scale"] = _finite_or_none(out["forget_scale"])
+        for key in ("step_norm", "forget_scale", "budget"):
+            out[key] = _finite_or_none(out[key])
+        if out["certificate"] is not None:
+            out["certificate"] = {
+                k: _finite_or_none(v) if isinstance(v, float) else v
+                for k, v in out["certificate"].items()
+            }
         return out
 
 
 def _finite_or_none(value):
+    if value is None:
+        return None
     value = float(value)
     return value if np.isfinite(value) else None
 
@@ -131,6 +151,10 @@ class ErasureState:
         Rows forgotten since ``fit``.
     records : tuple of RequestRecord
         One record per request since ``fit``.
+    certificate_state : CertificateState or None
+        What the data-free certificate needs between requests, its running bound
+        included (:mod:`sklearn_ssse.certificate`); ``None`` where the model keeps
+        no certificate.
     format_version : int
         :data:`STATE_FORMAT_VERSION` of the library that built the state.
     library_version : str
@@ -151,6 +175,7 @@ class ErasureState:
     coefficients: np.ndarray
     n_forgotten: int = 0
     records: tuple = ()
+    certificate_state: object = None
     format_version: int = STATE_FORMAT_VERSION
     library_version: str = field(default_factory=_library_version)
 

@@ -44,11 +44,19 @@ from . import _array_api
 from ._active_set import ActiveSetMaths
 from ._curvature import BlockDiagonalInverse, block_bounds
 from ._state import STATE_FORMAT_VERSION, ErasureState, RequestRecord, utc_now
+from .certificate import (
+    distance_bound,
+    fit_certificate_state,
+    request_certificate,
+    uncertified,
+)
 from .exceptions import (
     ErasureNumericalError,
     IncompatibleStateError,
     InconsistentStateVersionWarning,
     InvalidRequestError,
+    RefitRecommendedError,
+    RefitRecommendedWarning,
 )
 from .ledger import row_fingerprints
 
@@ -261,6 +269,23 @@ class ErasableMixin(PartialForgetRequestMixin):
     def _check_remaining_rows(self, n_remaining):
         """Raise if ``n_remaining`` rows cannot determine a refit (default: never)."""
 
+    def _certificate_supported(self):
+        """Whether requests get a data-free certificate (default: no).
+
+        The bounds of :mod:`sklearn_ssse.certificate` hold for convex models whose
+        loss has a bounded third derivative (the logistic models); a family opts
+        in by returning ``True`` and giving :class:`LogisticMaths`-like maths.
+        """
+        return False
+
+    def _strong_convexity(self):
+        """The penalty's strong-convexity modulus μ of the whole objective, or 0.
+
+        Positive only when every coordinate is penalised (no intercept, or
+        liblinear's penalised one) and the penalty is not zero.
+        """
+        return 0.0
+
     def _damping_mask(self, penalized):
         """Coordinates that receive the damping λ (default: the penalised ones).
 
@@ -417,6 +442,7 @@ class ErasableMixin(PartialForgetRequestMixin):
             damped = damped[index]
         prior = np.zeros(maths.n_params, dtype=theta.dtype)
         data_diagonal = np.zeros(maths.n_params, dtype=np.float64)
+        excess = []  # the flat-direction terms added to M, for the certificate
         for block, (start, stop) in zip(blocks, bounds):
             block *= C
             diagonal = np.diag(block)
@@ -431,6 +457,9 @@ class ErasableMixin(PartialForgetRequestMixin):
                 if np.isclose(np.linalg.norm(direction), 1.0):
                     part = np.outer(direction[support], direction[support])
                     block[np.ix_(support, support)] += scale * part
+                    factor = np.zeros(maths.n_params)
+                    factor[start:stop] = np.sqrt(scale) * direction
+                    excess.append(factor)
         if getattr(self, "verbose", 0):
             print(
                 f"[curvature] inverting {len(blocks)} block(s) of up to "
@@ -450,6 +479,21 @@ class ErasableMixin(PartialForgetRequestMixin):
         residual = residual.astype(theta.dtype)
         trained = sample_weight > 0  # rows of weight 0 were never part of the model
         estimated = self.fisher_batch_size > 1
+        row_norm_bound = _power_of_two_above(_row_norms(X).max(initial=0.0))
+        certificate_state = None
+        if self._certificate_supported():
+            certificate_state = fit_certificate_state(
+                maths,
+                X,
+                weights,
+                C=C,
+                penalty=penalty_strength * penalized,
+                prior=prior,
+                excess_factor=np.array(excess).reshape(-1, maths.n_params).T,
+                row_norm=row_norm_bound,
+                exact_hessian=self._curvature_kind() == "hessian" and len(bounds) == 1,
+                dense=len(bounds) == 1,
+            )
         state = ErasureState(
             curvature=curvature,
             point=theta.copy(),
@@ -462,9 +506,10 @@ class ErasableMixin(PartialForgetRequestMixin):
             fit_class_weight=class_weight,
             class_counts=np.bincount(y[trained], minlength=n_classes),
             class_weight_sums=weight_sums,
-            row_norm_bound=_power_of_two_above(_row_norms(X).max(initial=0.0)),
+            row_norm_bound=row_norm_bound,
             curvature_params=self._curvature_params(),
             coefficients=theta.copy(),
+            certificate_state=certificate_state,
         )
         self._publish({"erasure_state_": state})
 
@@ -1019,12 +1064,14 @@ class ErasableMixin(PartialForgetRequestMixin):
                 f"is then the safe path). The model is unchanged. ({exc})"
             ) from exc
 
+        solved = None
         if step is not None:
             delta = step(gradient, inverse, new_inverse)
         else:
             if applied is None:
                 step_inverse = new_inverse if self.leave_out else inverse
                 applied = step_inverse.apply(gradient)
+            solved = applied
             delta = -self.forget_scale * applied
         if index is not None:  # frozen coordinates stay where they are
             full_delta = np.zeros_like(theta)
@@ -1046,6 +1093,50 @@ class ErasableMixin(PartialForgetRequestMixin):
                 "is unchanged."
             )
 
+        certificate, certificate_state = None, state.certificate_state
+        if certificate_state is not None:
+            if index is not None:
+                certificate, certificate_state = uncertified(
+                    certificate_state,
+                    "an L1/elastic-net step on the active set: the bounds assume a "
+                    "smooth objective over every coordinate",
+                )
+            elif not np.all(new_active):
+                certificate, certificate_state = uncertified(
+                    certificate_state,
+                    "a class lost all its rows: the remaining objective has fewer "
+                    "classes than the certified one",
+                )
+            else:
+                removed_hessian = None
+                if step is None and not self.leave_out:
+                    if "factors" in downdate:
+                        removed_hessian = lambda v: U.T @ (U @ v)  # noqa: E731
+                    else:
+                        removed_hessian = lambda v: grams[0] @ v  # noqa: E731
+                certificate, certificate_state = request_certificate(
+                    certificate_state,
+                    maths,
+                    theta=theta,
+                    theta_new=theta_new,
+                    point=state.point,
+                    gradient=gradient,
+                    solved=solved,
+                    forget_scale=self.forget_scale,
+                    removed_hessian=removed_hessian,
+                    X=X,
+                    removed_weights=fit_weights,
+                )
+            certificate["distance_bound"] = distance_bound(
+                certificate["cumulative_gradient_bound"], self._strong_convexity()
+            )
+        budget = getattr(self, "certificate_budget", None)
+        within = None
+        if certificate is not None and budget is not None:
+            relative = certificate.get("relative_gradient_bound")
+            # A request the bounds do not cover (a whole class forgotten) is
+            # recorded as such, without a refit signal.
+            within = None if relative is None else bool(relative <= budget)
         if X.shape[0] == 1:
             labels, per_class = request.labels, (1,)
         else:
@@ -1061,7 +1152,14 @@ class ErasableMixin(PartialForgetRequestMixin):
             curvature=str(kind),
             leave_out=bool(self.leave_out),
             step_norm=step_norm,
+            certificate=certificate,
+            n_params=int(maths.n_params),
+            n_remaining=int(counts.sum()),
+            budget=None if budget is None else float(budget),
+            within_budget=within,
         )
+        if within is False:
+            self._over_budget(record)
         new_state = state.replace(
             curvature=new_inverse,
             data_diagonal=data_diagonal,
@@ -1074,6 +1172,7 @@ class ErasableMixin(PartialForgetRequestMixin):
             n_forgotten=state.n_forgotten + X.shape[0],
             records=state.records + (record,),
             coefficients=theta_new,
+            certificate_state=certificate_state,
         )
         attributes = self._flat_params_attributes(theta_new)
         attributes["erasure_state_"] = new_state
@@ -1095,6 +1194,34 @@ class ErasableMixin(PartialForgetRequestMixin):
             root = _array_api.to_device(np.sqrt(weights), xp, device, vector.dtype)
             U = xp.reshape(rows * root[:, None, None], (-1, maths.n_params))
         return U.T @ (U @ vector)
+
+    def _over_budget(self, record):
+        """Warn, or raise before anything is published, past the budget."""
+        certificate = record.certificate
+        bound = certificate.get("cumulative_gradient_bound")
+        reason = certificate.get("note")
+        relative = certificate.get("relative_gradient_bound")
+        what = (
+            f"after request {record.index} the certified bound on the remaining "
+            f"objective's gradient is {bound:.3g}, {relative:.3g} times the gradient "
+            "that ignoring the requests would leave, above certificate_budget="
+            f"{record.budget:.3g}"
+            if bound is not None
+            else f"request {record.index} cannot be certified ({reason})"
+        )
+        distance = certificate.get("distance_bound")
+        if distance is not None:
+            what += f" (distance to the exact retrain at most {distance:.3g})"
+        message = (
+            f"Refit recommended: {what}. The updated model may be far from the "
+            "model a retrain without the forgotten rows would give; refit on the "
+            "remaining rows, or check with sklearn_ssse.certificate.verify_erasure."
+        )
+        if getattr(self, "on_budget", "warn") == "raise":
+            raise RefitRecommendedError(
+                message + " The request was not applied; the model is unchanged."
+            )
+        warnings.warn(message, RefitRecommendedWarning, stacklevel=5)
 
     def _forget_copy(self, X, y, sample_weight=None, step=None):
         """A copy of the estimator after a request with a custom ``step``.

@@ -128,6 +128,32 @@ random_state, solver, max_iter, warm_start, n_jobs
         physical memory. ``None``: no check. The dense curvature takes
         ``itemsize × Σ_blocks size²`` bytes: a block over 28 000 text features
         is 6.3 GB in float64.
+    certificate_budget : float or None, default=1e5
+        When to recommend a refit. Every request carries a data-free
+        certificate (:mod:`sklearn_ssse.certificate`): a rigorous upper bound on
+        the gradient of the remaining objective at the updated parameters,
+        accumulated over requests. Its ``relative_gradient_bound`` divides it by
+        the gradient that ignoring the requests would have left. Past
+        ``certificate_budget`` the request signals "refit recommended" (see
+        ``on_budget``). The bound is conservative (30–3 000× the true residual
+        on the bundled data sets, ``benchmarks/results/certificate.md``), so the
+        default comes from measurements: silent on ordinary requests (50 × 1 %
+        of breast_cancer: up to 400; 1 % requests on digits: 10⁴–6·10⁴), it
+        fires where a step goes wrong (``C=1e4`` on breast_cancer, 5 %:
+        3·10⁵; a 50 × 1 % soak on digits whose accuracy collapses from the 37th
+        request: 1.1·10⁵ there). ``None``: no check. May be changed after
+        ``fit``.
+
+        The certificate costs a ``(n_features + 1)²`` Gram matrix per model
+        (its diagonal only with ``block_size`` set), kept and downdated like
+        the curvature; ``class_weight="balanced"`` models get no certificate.
+
+    on_budget : {"warn", "raise"}, default="warn"
+        What happens past the budget: a
+        :class:`~sklearn_ssse.exceptions.RefitRecommendedWarning` (the request
+        is applied), or a :class:`~sklearn_ssse.exceptions.RefitRecommendedError`
+        (the request is not applied and the model is unchanged: refit without
+        the rows). May be changed after ``fit``.
 
     Attributes
     ----------
@@ -171,6 +197,12 @@ random_state, solver, max_iter, warm_start, n_jobs
 
     n_forgotten_ : int
         Number of rows forgotten since ``fit``.
+
+    request_records_ : tuple of RequestRecord
+        One record per request since ``fit`` (time, rows per class, ε,
+        curvature, leave-out, step size, certificate, library version; no row
+        contents). :func:`~sklearn_ssse.certificate.erasure_audit` exports them
+        as JSON or a pandas table.
 
     Notes
     -----
@@ -224,6 +256,8 @@ random_state, solver, max_iter, warm_start, n_jobs
             Interval(Real, 0, None, closed="neither"),
             None,
         ],
+        "certificate_budget": [Interval(Real, 0, None, closed="left"), None],
+        "on_budget": [StrOptions({"warn", "raise"})],
     }
 
     def __init__(
@@ -251,6 +285,8 @@ random_state, solver, max_iter, warm_start, n_jobs
         block_size=None,
         fisher_batch_size=1,
         memory_budget="auto",
+        certificate_budget=1e5,
+        on_budget="warn",
     ):
         super().__init__(
             penalty=penalty,
@@ -276,6 +312,8 @@ random_state, solver, max_iter, warm_start, n_jobs
         self.block_size = block_size
         self.fisher_batch_size = fisher_batch_size
         self.memory_budget = memory_budget
+        self.certificate_budget = certificate_budget
+        self.on_budget = on_budget
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y, sample_weight=None):
@@ -454,6 +492,15 @@ random_state, solver, max_iter, warm_start, n_jobs
 
     def _class_weights_depend_on_data(self):
         return self.class_weight == "balanced"
+
+    def _certificate_supported(self):
+        # Balanced class weights change every remaining row's weight with each
+        # request: the certified objective would not be the remaining one.
+        return self.class_weight != "balanced"
+
+    def _strong_convexity(self):
+        C, strength, penalized = self._objective_scaling()
+        return float(strength) if np.all(penalized > 0) else 0.0
 
     def _curvature_params(self):
         # The objective's own parameters shape the stored curvature as well.

@@ -628,15 +628,66 @@ class ErasureReport(dict):
         With a ``second_refit``: its erasure score and parameter distance
         (``report["refit_2"]``), the distance between two retrainings. ``None``
         otherwise.
+    records : list of dict
+        The updated model's request records
+        (:func:`~sklearn_ssse.certificate.erasure_audit`), empty for a model
+        without them.
+    certificate : dict or None
+        The certificate of the updated model's last request.
+    flags : list of str
+        Plain-language warnings, e.g. when the updated model is further from
+        the refit than the original was.
     """
 
     noise_floor = None
 
-    def __init__(self, rows, *, metric, n_forgotten, membership_reference):
+    def __init__(
+        self,
+        rows,
+        *,
+        metric,
+        n_forgotten,
+        membership_reference,
+        records=(),
+        certificate=None,
+        flags=(),
+    ):
         super().__init__(rows)
         self.metric = metric
         self.n_forgotten = n_forgotten
         self.membership_reference = membership_reference
+        self.records = list(records)
+        self.certificate = certificate
+        self.flags = list(flags)
+
+    def to_dict(self):
+        """The report as plain Python values (NaN and ±inf become ``None``)."""
+
+        def clean(value):
+            value = float(value)
+            return value if np.isfinite(value) else None
+
+        return {
+            "metric": self.metric,
+            "n_forgotten": int(self.n_forgotten),
+            "membership_reference": self.membership_reference,
+            "models": {
+                name: {key: clean(v) for key, v in row.items()}
+                for name, row in self.items()
+            },
+            "noise_floor": None
+            if self.noise_floor is None
+            else {key: clean(v) for key, v in self.noise_floor.items()},
+            "certificate": self.certificate,
+            "records": self.records,
+            "flags": self.flags,
+        }
+
+    def to_json(self, **kwargs):
+        """The report as JSON (valid: no NaN, ``allow_nan=False``)."""
+        import json
+
+        return json.dumps(self.to_dict(), allow_nan=False, **kwargs)
 
     def __str__(self):
         lines = [
@@ -658,6 +709,17 @@ class ErasureReport(dict):
         row("parameter distance to refit (↓)", "parameter_distance")
         row("membership AUC (≈ refit's)", "membership_auc")
         lines.append(f"membership AUC: forgotten rows vs {self.membership_reference}")
+        certificate = self.certificate or {}
+        bound = certificate.get("cumulative_gradient_bound")
+        if bound is not None:
+            line = (
+                f"certified ‖∇J_rem‖ ≤ {bound:.3g} after {len(self.records)} request(s)"
+            )
+            distance = certificate.get("distance_bound")
+            if distance is not None:
+                line += f"; distance to the exact retrain ≤ {distance:.3g}"
+            lines.append(line)
+        lines.extend(f"WARNING: {flag}" for flag in self.flags)
         return "\n".join(lines)
 
     __repr__ = __str__
@@ -945,17 +1007,63 @@ def _erasure_report(
         ]
         rows[name]["membership_auc"] = float(roc_auc_score(member, minus_loss))
 
+    records, certificate = _request_records(updated)
     report = ErasureReport(
         rows,
         metric=metric,
         n_forgotten=len(y_forgotten),
         membership_reference=reference,
+        records=records,
+        certificate=certificate,
+        flags=_report_flags(rows["updated"], metric, certificate),
     )
     if second_refit is not None:
         report.noise_floor = {
             key: rows["refit_2"][key] for key in (metric, "parameter_distance")
         }
     return report
+
+
+def _request_records(model):
+    """The model's audit records and its last certificate (empty if none)."""
+    from .certificate import erasure_audit
+
+    try:
+        records = list(erasure_audit(model))
+    except Exception:  # not an erasable model, or not fitted with a state
+        return [], None
+    records_ = getattr(model, "request_records_", ())
+    certificate = records_[-1].to_dict()["certificate"] if records_ else None
+    return records, certificate
+
+
+def _report_flags(updated, metric, certificate):
+    """Plain-language warnings about the updated model."""
+    flags = []
+    distance = updated.get("parameter_distance", np.nan)
+    if distance > 1:
+        flags.append(
+            f"the updated model is further from the refit than the original was "
+            f"(relative parameter distance {distance:.3g} > 1): the erasure step "
+            "moved away from the retrain; refit, or lower forget_scale"
+        )
+    score = updated.get(metric, np.nan)
+    if metric == "similarity_ratio" and score < 0.5:
+        flags.append(
+            f"on the forgotten rows the updated model ranks more like the original "
+            f"than like the refit (γ = {score:.3g} < 0.5)"
+        )
+    if metric == "normalized_confusion_distance" and score > 0.5:
+        flags.append(
+            f"on the forgotten rows the updated model classifies more like the "
+            f"original than like the refit (δ = {score:.3g} > 0.5)"
+        )
+    if certificate and certificate.get("cumulative_gradient_bound") is None:
+        flags.append(
+            "the last request is not covered by the certificate "
+            f"({certificate.get('note', 'see the request record')})"
+        )
+    return flags
 
 
 def _take(X, index):

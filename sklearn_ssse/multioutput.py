@@ -35,7 +35,13 @@ __all__ = ["ErasableMultiOutputClassifier"]
 
 # Parameters of the sub-estimator that a request reads from ``estimator`` (they may
 # change after ``fit``); those that shape the stored curvature are only checked.
-_REQUEST_PARAMS = ("forget_scale", "leave_out", "linearization")
+_REQUEST_PARAMS = (
+    "forget_scale",
+    "leave_out",
+    "linearization",
+    "certificate_budget",
+    "on_budget",
+)
 
 
 def _estimator_has(attr):

@@ -1,0 +1,846 @@
+"""Certificates of erasure: how far an updated model can be from the exact retrain.
+
+After a request the parameters ``θ'`` are not exactly the minimiser ``θ̂`` of the
+remaining objective ``J_rem(θ) = C Σ_{i∉S} w_i ℓ_i(θ) + ½ λ ‖coef‖²``: the step is
+exact to second order only. This module bounds the gap (derivation in
+``docs/certificate.md``, after Guo et al. 2020, "Certified Data Removal from
+Machine Learning Models"):
+
+- :func:`request_certificate` (called by every request of a linear model): a
+  **data-free** upper bound on ``‖∇J_rem(θ')‖``, from the request's rows and the
+  stored state only, carried forward over sequential requests
+  (:class:`CertificateState` lives in the model's
+  :class:`~sklearn_ssse._state.ErasureState`);
+- :func:`verify_erasure`: with the remaining rows at hand, the **exact** gradient
+  residual in one chunked pass, a rigorous bound on ``‖θ' − θ̂‖`` (strong
+  convexity of ``J_rem`` on a ball around ``θ'``, the unpenalised intercept
+  included) and on the largest change of any predicted probability over rows the
+  user supplies;
+- :func:`erasure_audit`: the record of every request of a model as JSON-ready
+  dicts (one per request, per output for a multi-output model), or a pandas
+  ``DataFrame``.
+
+The maths of the bounds lives here; :mod:`sklearn_ssse.base` only calls it.
+Floating-point rounding is not part of the bounds (it is many orders of
+magnitude smaller than them on every measured problem).
+"""
+
+import json
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.special import expit, log_softmax, softmax
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted
+
+from ._maths import row_chunks
+
+__all__ = [
+    "BINARY_HESSIAN_LIPSCHITZ",
+    "SOFTMAX_HESSIAN_LIPSCHITZ",
+    "CertificateState",
+    "ErasureVerification",
+    "erasure_audit",
+    "request_certificate",
+    "verify_erasure",
+]
+
+# |d/dz σ'(z)| = |σ(1−σ)(1−2σ)| ≤ 1/(6√3): the binary loss's third derivative.
+BINARY_HESSIAN_LIPSCHITZ = 1.0 / (6.0 * np.sqrt(3.0))
+# Softmax log-loss: ‖dA(z)[v]‖₂ ≤ max_u Var_p(u) · range(v) ≤ ½ · √2 ‖v‖ for
+# A = diag(p) − ppᵀ (D³ lse[u, u, v] = E_p[(U − EU)² (V − EV)]).
+SOFTMAX_HESSIAN_LIPSCHITZ = 1.0 / np.sqrt(2.0)
+# Largest eigenvalue of the per-row loss Hessian in the logits: ¼ (binary), ½.
+_BINARY_CURVATURE_MAX = 0.25
+_SOFTMAX_CURVATURE_MAX = 0.5
+
+
+@dataclass(frozen=True, eq=False)
+class CertificateState:
+    """What the data-free certificate needs between requests (no row contents).
+
+    Attributes
+    ----------
+    gram : ndarray of shape (width, width) or None
+        ``G = C Σ_i w_i x̃_i x̃_iᵀ`` over the rows not forgotten yet (with a
+        one-block curvature); ``None`` with a block-diagonal curvature.
+    gram_diagonal : ndarray of shape (width,)
+        Diagonal of ``G`` (always kept).
+    gram_norm : float
+        Upper bound on the largest eigenvalue of ``G`` (its value at ``fit``;
+        removing rows only lowers it).
+    row_norm : float
+        Upper bound on every ``‖x̃_i‖`` (the state's power-of-two row bound, with
+        the intercept column).
+    excess_diagonal : ndarray of shape (n_params,)
+        ``M − ∇²J`` on the diagonal: the damping beyond the penalty and the floor.
+    excess_factor : ndarray of shape (n_params, r)
+        The flat-direction terms added to ``M`` (``M − ∇²J − diag = F Fᵀ``).
+    penalty : ndarray of shape (n_params,)
+        ``λ`` on the penalised coordinates, 0 elsewhere (``∇²`` of the penalty).
+    exact_hessian : bool
+        Whether the stored ``M`` is the Hessian of the objective at ``θ*`` up to
+        the known excess (``curvature="hessian"`` with one block); otherwise
+        the step term is bounded through ``G``.
+    cumulative_bound : float
+        Certified bound on ``‖∇J_rem‖`` at the published parameters (0 at
+        ``fit``: the solver's residual is stored exactly and cancelled by the
+        first request). ``inf`` once a request could not be certified.
+    """
+
+    gram: np.ndarray | None
+    gram_diagonal: np.ndarray
+    gram_norm: float
+    row_norm: float
+    excess_diagonal: np.ndarray
+    excess_factor: np.ndarray
+    penalty: np.ndarray
+    exact_hessian: bool
+    binary: bool
+    cumulative_bound: float = 0.0
+    nothing_bound: float = 0.0
+    notes: tuple = field(default_factory=tuple)
+
+    def replace(self, **changes):
+        import dataclasses
+
+        return dataclasses.replace(self, **changes)
+
+
+# -- fit --
+def _augmented_chunks(maths, X, weights):
+    """``(√w x̃)`` rows, chunk by chunk, as dense arrays of width ``maths.width``."""
+    row_bytes = 8 * maths.width
+    for rows in row_chunks(X.shape[0], row_bytes):
+        Xt = maths._augment(X[rows]).astype(np.float64, copy=False)
+        yield Xt * np.sqrt(weights[rows])[:, None]
+
+
+def weighted_gram(maths, X, weights, dense=True):
+    """``Σ_i w_i x̃_i x̃_iᵀ`` (dense) or its diagonal, one chunked pass."""
+    if dense:
+        G = np.zeros((maths.width, maths.width))
+        for Y in _augmented_chunks(maths, X, weights):
+            G += Y.T @ Y
+        return G
+    diagonal = np.zeros(maths.width)
+    for Y in _augmented_chunks(maths, X, weights):
+        diagonal += np.einsum("ij,ij->j", Y, Y)
+    return diagonal
+
+
+def fit_certificate_state(
+    maths,
+    X,
+    weights,
+    *,
+    C,
+    penalty,
+    prior,
+    excess_factor,
+    row_norm,
+    exact_hessian,
+    dense,
+):
+    """The certificate's state at ``fit``.
+
+    Parameters
+    ----------
+    maths : LogisticMaths
+    X : {ndarray, sparse matrix} of shape (n_samples, n_features)
+    weights : ndarray of shape (n_samples,)
+        ``sample_weight · class_weight`` of every training row.
+    C : float
+        The data term's scale.
+    penalty : ndarray of shape (n_params,)
+        The penalty's Hessian diagonal (``λ`` on penalised coordinates).
+    prior : ndarray of shape (n_params,)
+        What the stored curvature adds to its diagonal (damping and floor).
+    excess_factor : ndarray of shape (n_params, r)
+        Flat-direction terms added to the stored curvature.
+    row_norm : float
+        Upper bound on ``‖x‖`` of every training row.
+    exact_hessian : bool
+        Whether the stored curvature is the one-block Hessian.
+    dense : bool
+        Whether to keep the whole Gram (one-block curvatures) or its diagonal.
+    """
+    weights = C * np.asarray(weights, dtype=np.float64)
+    if dense:
+        gram = weighted_gram(maths, X, weights, dense=True)
+        diagonal = np.diag(gram).copy()
+        norm = float(np.linalg.eigvalsh(gram)[-1]) if gram.size else 0.0
+    else:
+        gram = None
+        diagonal = weighted_gram(maths, X, weights, dense=False)
+        norm = float(diagonal.sum())
+    column = maths.intercept_scaling if maths.fit_intercept else 0.0
+    return CertificateState(
+        gram=gram,
+        gram_diagonal=diagonal,
+        gram_norm=norm * (1 + 1e-10) + 1e-300,
+        row_norm=float(np.hypot(row_norm, column)),
+        excess_diagonal=np.maximum(prior - penalty, 0.0).astype(np.float64),
+        excess_factor=np.asarray(excess_factor, dtype=np.float64),
+        penalty=np.asarray(penalty, dtype=np.float64),
+        exact_hessian=bool(exact_hessian),
+        binary=maths.n_outputs == 1,
+    )
+
+
+# -- one request --
+def _gram_quadratic(cert, Delta):
+    """An upper bound on ``√tr(Δ G Δᵀ)`` (exact with the dense Gram)."""
+    if cert.gram is not None:
+        return float(np.sqrt(max(np.einsum("aj,jk,ak->", Delta, cert.gram, Delta), 0)))
+    # G ⪰ 0 with diagonal g: xᵀGx ≤ (Σ_j |x_j| √g_j)² (Cauchy–Schwarz per entry).
+    per_row = np.abs(Delta) @ np.sqrt(np.maximum(cert.gram_diagonal, 0))
+    return float(np.linalg.norm(per_row))
+
+
+def request_certificate(
+    cert,
+    maths,
+    *,
+    theta,
+    theta_new,
+    point,
+    gradient,
+    solved=None,
+    forget_scale=None,
+    removed_hessian=None,
+    X=None,
+    removed_weights=None,
+):
+    """The data-free certificate of one request, and the certificate state after it.
+
+    With ``θ`` the parameters before the request, ``θ' = θ + δ`` after it, ``ĝ``
+    the gradient the step used (``∇J_rem(θ)`` up to the carried error ``e``,
+    ``‖e‖ ≤ β``) and ``H*`` the Hessian of ``J_rem`` at the curvature point
+    ``θ*``::
+
+        ∇J_rem(θ') = (ĝ + H*δ) + e + ∫₀¹ (∇²J_rem(θ + tδ) − H*) δ dt
+        ‖∇J_rem(θ')‖ ≤ ‖ĝ + H*δ‖ + β + γ R (‖θ − θ*‖ + ½‖δ‖) √(Λ · tr ΔGΔᵀ)
+
+    (``docs/certificate.md``). The first term is exact when the stored curvature
+    is the one-block Hessian and the step is the library's own; otherwise it is
+    bounded through ``0 ⪯ ∇²(data) ⪯ κ G``.
+
+    Parameters
+    ----------
+    cert : CertificateState
+    maths : LogisticMaths
+    theta, theta_new, point : ndarray of shape (n_params,)
+        Parameters before and after the request; the curvature point ``θ*``.
+    gradient : ndarray of shape (n_params,)
+        ``ĝ``, the remaining objective's gradient at ``theta`` as the step used it.
+    solved : ndarray of shape (n_params,) or None
+        ``s = M⁻¹ ĝ`` when the step was ``δ = −ε s``; ``None`` for any other step.
+    forget_scale : float
+        ``ε``.
+    removed_hessian : callable or None
+        ``v ↦ H*_S v`` (the forgotten rows' Hessian at ``θ*``) when the step
+        used the curvature before their removal (``leave_out=False``).
+    X : {ndarray, sparse matrix} of shape (k, n_features)
+        The forgotten rows (to take them out of the Gram).
+    removed_weights : ndarray of shape (k,)
+        ``C · w`` of those rows as in ``fit``.
+
+    Returns
+    -------
+    certificate : dict
+        JSON-ready: ``gradient_bound`` (this request's share), ``step_term``,
+        ``taylor_term``, ``carried`` (``β`` before), ``cumulative_gradient_bound``
+        (``β`` after).
+    cert : CertificateState
+        The state after the request.
+    """
+    theta = np.asarray(theta, dtype=np.float64)
+    delta = np.asarray(theta_new, dtype=np.float64) - theta
+    gradient = np.asarray(gradient, dtype=np.float64)
+    shape = (maths.n_outputs, maths.width)
+    Delta = delta.reshape(shape)
+
+    # The Gram of the rows still there (the Taylor term sums over them only).
+    gram, diagonal = cert.gram, cert.gram_diagonal
+    if X is not None and X.shape[0]:
+        weights = np.asarray(removed_weights, dtype=np.float64)
+        if gram is not None:
+            gram = gram - weighted_gram(maths, X, weights, dense=True)
+            diagonal = np.diag(gram).copy()
+        else:
+            diagonal = diagonal - weighted_gram(maths, X, weights, dense=False)
+        diagonal = np.maximum(diagonal, 0.0)
+    after = cert.replace(gram=gram, gram_diagonal=diagonal)
+    quad = _gram_quadratic(after, Delta)
+    norm = min(after.gram_norm, float(diagonal.sum()))
+
+    # 1. The step term ĝ + H*δ.
+    penalty_part = gradient + cert.penalty * delta
+    if cert.exact_hessian and solved is not None:
+        s = np.asarray(solved, dtype=np.float64)
+        eps = float(forget_scale)
+        # H* = M − E (− H*_S before the removal): ĝ + H*δ = (1−ε)ĝ + ε(E (+H*_S)) s,
+        # with δ = −εs up to the rounding of the published parameters.
+        excess = cert.excess_diagonal * s + cert.excess_factor @ (
+            cert.excess_factor.T @ s
+        )
+        if removed_hessian is not None:
+            excess = excess + removed_hessian(s)
+        term = (1 - eps) * gradient + eps * excess
+        rounding = delta + eps * s  # published (cast) step minus the exact one
+        step_term = float(np.linalg.norm(term))
+        if np.any(rounding):
+            kappa = _BINARY_CURVATURE_MAX if cert.binary else _SOFTMAX_CURVATURE_MAX
+            step_term += float(
+                np.linalg.norm(cert.penalty * rounding)
+                + kappa
+                * np.sqrt(norm)
+                * _gram_quadratic(after, rounding.reshape(shape))
+            )
+    else:
+        # 0 ⪯ ∇²(data) ⪯ κ (G ⊗ I): ‖(data Hessian) δ‖ ≤ κ √Λ √tr(ΔGΔᵀ).
+        kappa = _BINARY_CURVATURE_MAX if cert.binary else _SOFTMAX_CURVATURE_MAX
+        step_term = float(np.linalg.norm(penalty_part) + kappa * np.sqrt(norm) * quad)
+
+    # 2. The Taylor term: the Hessian moves between θ* and θ + tδ.
+    # Two bounds on ‖Σ_i C w_i c_i a_i x̃_i‖ with |c_i| ≤ γ (|b_i| + ½|a_i|),
+    # a_i = Δx̃_i, b_i = (θ − θ*)x̃_i: through the Gram's norm, or row by row
+    # (Σ ≤ R Σ C w |c_i||a_i|, then Cauchy–Schwarz). Both hold; take the smaller.
+    gamma = BINARY_HESSIAN_LIPSCHITZ if cert.binary else SOFTMAX_HESSIAN_LIPSCHITZ
+    drift_vector = theta - np.asarray(point, dtype=np.float64)
+    drift = float(np.linalg.norm(drift_vector))
+    drift_quad = _gram_quadratic(after, drift_vector.reshape(shape))
+    through_norm = (drift + 0.5 * float(np.linalg.norm(delta))) * np.sqrt(norm) * quad
+    row_by_row = (drift_quad + 0.5 * quad) * quad
+    taylor_term = gamma * cert.row_norm * min(through_norm, row_by_row)
+    own = step_term + taylor_term
+    cumulative = cert.cumulative_bound + own
+    # Doing nothing would leave ∇J_rem = ĝ + e: the scale to compare with.
+    nothing = cert.nothing_bound + float(np.linalg.norm(gradient))
+    certificate = {
+        "removal_gradient": _json_float(np.linalg.norm(gradient)),
+        "relative_gradient_bound": _json_float(cumulative / nothing)
+        if nothing > 0
+        else None,
+        "gradient_bound": _json_float(own),
+        "step_term": _json_float(step_term),
+        "taylor_term": _json_float(taylor_term),
+        "carried": _json_float(cert.cumulative_bound),
+        "cumulative_gradient_bound": _json_float(cumulative),
+    }
+    return certificate, after.replace(
+        cumulative_bound=cumulative, nothing_bound=nothing
+    )
+
+
+def uncertified(cert, reason):
+    """Certificate and state after a request the bounds do not cover."""
+    certificate = {
+        "gradient_bound": None,
+        "step_term": None,
+        "taylor_term": None,
+        "carried": _json_float(cert.cumulative_bound),
+        "cumulative_gradient_bound": None,
+        "note": reason,
+    }
+    return certificate, cert.replace(
+        cumulative_bound=np.inf, notes=cert.notes + (reason,)
+    )
+
+
+def distance_bound(gradient_bound, strong_convexity):
+    """``‖θ' − θ̂‖ ≤ ‖∇J_rem(θ')‖ / μ`` for a μ-strongly convex ``J_rem``."""
+    if gradient_bound is None or not strong_convexity > 0:
+        return None
+    return _json_float(gradient_bound / strong_convexity)
+
+
+def _json_float(value):
+    """A float for JSON: ``None`` for NaN and ±inf (``allow_nan=False`` works)."""
+    if value is None:
+        return None
+    value = float(value)
+    return value if np.isfinite(value) else None
+
+
+# -- verification with the data --
+@dataclass(frozen=True)
+class ErasureVerification:
+    """What :func:`verify_erasure` found (every field JSON-ready).
+
+    Attributes
+    ----------
+    gradient_norm : float
+        The exact ``‖∇J_rem(θ')‖`` over the remaining rows.
+    strong_convexity : float or None
+        A lower bound ``μ`` on the curvature of ``J_rem`` on the ball of radius
+        ``radius`` around ``θ'`` (``None``: none could be certified, e.g.
+        ``C=np.inf``).
+    radius : float or None
+        The ball's radius (``μ · radius ≥ gradient_norm``).
+    distance_bound : float or None
+        Certified ``‖θ' − θ̂‖ ≤ gradient_norm / μ`` (``θ̂`` the exact retrain's
+        minimiser; for a multinomial model with an intercept, the minimiser whose
+        intercepts sum as those of ``θ'``).
+    max_proba_change : float or None
+        Largest ``|p_k(x; θ') − p_k(x; θ̂)|`` over the rows of ``X_query`` and
+        the classes ``k`` that the distance bound allows.
+    certified_gradient_bound : float or None
+        The model's own data-free bound at the same parameters, for comparison.
+    n_remaining : int
+        Rows the residual was computed over.
+    """
+
+    gradient_norm: float
+    strong_convexity: float | None
+    radius: float | None
+    distance_bound: float | None
+    max_proba_change: float | None
+    certified_gradient_bound: float | None
+    n_remaining: int
+
+    def to_dict(self):
+        """The fields as a dict of plain Python values."""
+        return {
+            k: _json_float(v) if k != "n_remaining" else v
+            for k, v in vars(self).items()
+        }
+
+    def to_json(self, **kwargs):
+        """The fields as JSON (no NaN)."""
+        return json.dumps(self.to_dict(), allow_nan=False, **kwargs)
+
+
+_RADII = np.geomspace(1e-6, 1e3, 28)
+
+
+def verify_erasure(
+    model, X_remaining, y_remaining, sample_weight=None, *, X_query=None
+):
+    """The exact residual of an erased model, and what it proves, with the data.
+
+    One chunked pass over the remaining rows computes the exact gradient of the
+    remaining objective ``J_rem`` at the model's parameters ``θ'``, and, in the same
+    pass, a lower bound ``μ(r)`` on the curvature of ``J_rem`` on balls of radius
+    ``r`` around ``θ'`` for a grid of radii (from the penalty and a lower bound on
+    each row's loss curvature on the ball; the unpenalised intercept is covered by
+    the data's curvature). The smallest radius with ``μ(r) · r ≥ ‖∇J_rem(θ')‖``
+    proves that the exact retrain lies within ``‖∇J_rem(θ')‖ / μ(r)``
+    (``docs/certificate.md``, "Verification"). No model is refitted.
+
+    Parameters
+    ----------
+    model : ErasableLogisticRegression
+        A fitted model, after any number of requests.
+    X_remaining : {array-like, sparse matrix} of shape (n_remaining, n_features)
+        The training rows not forgotten (all of them: the residual is over the
+        whole remaining objective).
+    y_remaining : array-like of shape (n_remaining,)
+        Their labels.
+    sample_weight : array-like of shape (n_remaining,), default=None
+        Their sample weights in ``fit``.
+    X_query : {array-like, sparse matrix} of shape (n_query, n_features), default=None
+        Rows over which to bound the change of the predicted probabilities.
+
+    Returns
+    -------
+    verification : ErasureVerification
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_breast_cancer
+    >>> from sklearn.preprocessing import StandardScaler
+    >>> from sklearn_ssse import ErasableLogisticRegression
+    >>> from sklearn_ssse.certificate import verify_erasure
+    >>> X, y = load_breast_cancer(return_X_y=True)
+    >>> X = StandardScaler().fit_transform(X)
+    >>> model = ErasableLogisticRegression(max_iter=1000).fit(X, y)
+    >>> model = model.partial_forget(X[:10], y[:10])
+    >>> check = verify_erasure(model, X[10:], y[10:], X_query=X)
+    >>> check.gradient_norm <= model.request_records_[-1].certificate[
+    ...     "cumulative_gradient_bound"]
+    True
+    >>> check.max_proba_change < 0.05
+    True
+    """
+    from sklearn.utils.validation import validate_data
+
+    check_is_fitted(model, "erasure_state_")
+    view = model._snapshot()
+    state = view.erasure_state_
+    maths = view._erasure_maths()
+    X, y_user = validate_data(
+        view,
+        X_remaining,
+        y_remaining,
+        reset=False,
+        accept_sparse="csr",
+        dtype=[np.float64, np.float32],
+        order="C",
+    )
+    sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64)
+    y = np.searchsorted(view.classes_, y_user)
+    C, strength, penalized = view._objective_scaling()
+    active = state.class_counts > 0
+    class_weight = np.asarray(
+        view._class_weights(state.class_weight_sums, active), dtype=np.float64
+    )
+    weights = C * sample_weight * class_weight[y]
+    theta = view._get_flat_params().astype(np.float64)
+    Theta = theta.reshape(maths.n_outputs, maths.width)
+    W, b = maths._split(Theta)
+    s = maths.intercept_scaling if maths.fit_intercept else 0.0
+
+    gradient = np.zeros_like(Theta)
+    row_max = 0.0
+    # The ball bound is needed only for a multinomial model's unpenalised
+    # intercepts (binary ones are profiled out; penalised ones have μ = λ).
+    ball = (
+        maths.n_outputs > 1
+        and maths.fit_intercept
+        and strength > 0
+        and not np.all(penalized > 0)
+    )
+    Q = np.zeros(len(_RADII))
+    moments = np.zeros((len(_RADII), maths.n_features))
+    for rows in row_chunks(X.shape[0], 8 * (maths.n_outputs + len(_RADII)) * 2):
+        Xc = X[rows]
+        Z = np.asarray(Xc @ W.T, dtype=np.float64) + b
+        norms = np.sqrt(_sq_row_norms(Xc) + s * s)
+        row_max = max(row_max, float(norms.max(initial=0.0)))
+        wc = weights[rows]
+        if maths.n_outputs == 1:
+            p = expit(Z[:, 0])
+            r = (p - (y[rows] == 1)) * wc
+            # σ' is decreasing in |z|: its minimum on the ball is at |z| + ‖x̃‖ r.
+            R = r[:, None]
+        else:
+            Zm = np.where(active, Z, -np.inf)
+            P = softmax(Zm, axis=1)
+            target = np.zeros_like(P)
+            target[np.arange(len(Zm)), y[rows]] = 1
+            R = (P - target) * wc[:, None]
+            # diag p − ppᵀ ⪰ c·p_min² on 1⊥; log p_k moves by ≤ √2 ‖Δz‖ on the ball.
+            if ball:
+                log_min = log_softmax(Zm, axis=1)[:, active].min(axis=1)
+                reach = log_min[:, None] - np.sqrt(2) * norms[:, None] * _RADII
+                low = int(active.sum()) * np.exp(2 * reach)
+        gradient[:, : maths.n_features] += _as_dense(Xc.T @ R).T
+        if maths.fit_intercept:
+            gradient[:, -1] += s * R.sum(axis=0)
+        if ball:
+            q = low * wc[:, None]
+            Q += q.sum(axis=0)
+            moments += _as_dense(Xc.T @ q).T
+    flat_gradient = gradient.ravel() + strength * penalized * theta
+    if maths.n_outputs > 1 and not np.all(active):
+        flat_gradient = flat_gradient.reshape(Theta.shape)
+        flat_gradient[~active] = 0
+        flat_gradient = flat_gradient.ravel()
+    norm = float(np.linalg.norm(flat_gradient))
+
+    radius = strong = distance = None
+    feasible = np.array([], dtype=int)
+    if strength > 0 and np.all(penalized > 0):  # λ-strongly convex everywhere
+        strong, distance = float(strength), norm / float(strength)
+    elif ball:
+        mu = _curvature_lower_bounds(Q, moments, strength, s)
+        feasible = np.flatnonzero(mu * _RADII >= norm)
+    if feasible.size and norm == 0:
+        radius, strong, distance = 0.0, float(mu[0]), 0.0
+    elif feasible.size:
+        j = feasible[0]
+        radius, strong = float(_RADII[j]), float(mu[j])
+        distance = norm / strong
+    split = None
+    profile = (
+        maths.n_outputs == 1
+        and maths.fit_intercept
+        and strength > 0
+        and not np.all(penalized > 0)
+    )
+    if profile:
+        # The unpenalised intercept, profiled out (docs/certificate.md).
+        split = _profiled_distance(X, y, weights, W[0], Theta[0, -1], s, strength)
+        coef_distance, intercept_distance = split
+        profiled = float(np.hypot(coef_distance, intercept_distance))
+        if distance is None or profiled < distance:
+            distance, radius = profiled, None
+            strong = None
+    metric = None
+    cert = getattr(state, "certificate_state", None)
+    # The metric bound needs the eigenvalues of the stored inverse (O(P³)):
+    # done only when that is small (P ≤ 500) or small next to the data.
+    cheap = maths.n_params <= 500 or maths.n_params**2 <= 10 * X.shape[0]
+    if cert is not None and cert.exact_hessian and strength > 0 and cheap:
+        metric = _curvature_metric_distance(
+            state, cert, theta, flat_gradient, row_max, maths.n_outputs == 1
+        )
+        if metric is not None and (distance is None or metric[1] < distance):
+            distance, strong, radius = metric[1], None, None
+    change = None
+    if X_query is not None and distance is not None:
+        change = _max_proba_change(
+            view, maths, X_query, Theta, distance, active, split=split
+        )
+        if metric is not None:
+            change = min(
+                change,
+                _max_proba_change(
+                    view, maths, X_query, Theta, distance, active, metric=metric
+                ),
+            )
+    records = state.records
+    certified = None
+    if records and records[-1].certificate:
+        certified = records[-1].certificate.get("cumulative_gradient_bound")
+    return ErasureVerification(
+        gradient_norm=norm,
+        strong_convexity=strong,
+        radius=radius,
+        distance_bound=distance,
+        max_proba_change=change,
+        certified_gradient_bound=certified,
+        n_remaining=int(X.shape[0]),
+    )
+
+
+def _curvature_metric_distance(state, cert, theta, gradient, row_max, binary):
+    """The distance to the retrain in the stored Hessian's metric.
+
+    ``H*`` (the remaining objective's Hessian at the curvature point ``θ*``) is
+    the stored ``M`` less a known excess ``E ⪯ e·I``. Logistic losses are
+    generalised self-concordant: along any move of the logits by ``Δz`` the loss
+    Hessian shrinks at most by ``exp(−c‖Δz‖)`` (``c = 1`` binary, ``√2``
+    softmax), so on ``K = {‖θ − θ'‖_{H*} ≤ ρ}`` the objective is
+    ``κ(ρ)``-strongly convex in the ``H*`` norm with
+    ``κ = exp(−c R (‖θ' − θ*‖ + ρ/√μ*))``. If ``ν = ‖∇J‖_{H*⁻¹} < κρ`` the
+    retrain lies in ``K`` within ``ν/κ`` (``H*`` norm), ``ν/(κ√μ*)`` in
+    Euclidean norm.
+
+    Returns ``(H*-distance, Euclidean distance, c0, inverse)`` or ``None``.
+    """
+    inverse = state.curvature
+    M_inv = inverse.to_dense().astype(np.float64)
+    if M_inv.shape[0] <= 2000:
+        top = float(np.linalg.eigvalsh(M_inv)[-1])
+    else:  # Gershgorin: the largest absolute row sum
+        top = float(np.abs(M_inv).sum(axis=1).max())
+    mu_M = 1.0 / top
+    e = float(cert.excess_diagonal.max(initial=0.0))
+    c0 = 1.0 - e / mu_M
+    if not c0 > 0:
+        return None
+    nu = float(np.sqrt(max(gradient @ (M_inv @ gradient), 0.0) / c0))
+    mu_star = c0 * mu_M
+    drift = float(np.linalg.norm(theta - state.point))
+    c = 1.0 if binary else np.sqrt(2.0)
+    for rho in np.geomspace(max(nu, 1e-300), max(nu, 1e-300) * 1e6, 121):
+        kappa = np.exp(-c * row_max * (drift + rho / np.sqrt(mu_star)))
+        if kappa * rho > nu:
+            metric = nu / kappa
+            return metric, metric / np.sqrt(mu_star), c0, M_inv
+    return None
+
+
+def _profiled_distance(X, y, weights, w, t, s, strength):
+    """Distances of a binary model's coefficients and intercept to the retrain.
+
+    ``φ(u) = min_t J(u, t)`` is ``λ``-strongly convex (a partial minimum of a
+    convex function, plus the penalty), with ``∇φ(u) = ∇_u J(u, t*(u))``; so
+    ``‖u' − û‖ ≤ ‖∇_u J(u', t*(u'))‖ / λ``. ``t*(u')`` is a one-dimensional convex
+    problem over the stored logits (bisection, ``O(n)`` per step); and
+    ``|dt*/du · v| ≤ max_i |x_iᵀv| / s`` gives
+    ``|t' − t̂| ≤ |t' − t*(u')| + (max_i ‖x_i‖ / s) ‖u' − û‖``.
+    """
+    chunks = list(row_chunks(X.shape[0], 8 * 4))
+    z = np.concatenate(
+        [np.asarray(X[rows] @ w, dtype=np.float64).ravel() for rows in chunks]
+    )
+    norms = np.sqrt(np.concatenate([_sq_row_norms(X[rows]) for rows in chunks]))
+    target = (y == 1).astype(np.float64)
+
+    def slope(tau):  # ∂J/∂t at (u', tau): increasing in tau
+        return s * np.dot(weights, expit(z + s * tau) - target)
+
+    lo, hi = t - 1.0, t + 1.0
+    while slope(lo) > 0 and lo > t - 1e6:
+        lo = t - 2 * (t - lo)
+    while slope(hi) < 0 and hi < t + 1e6:
+        hi = t + 2 * (hi - t)
+    for _ in range(200):  # bisection to machine precision
+        mid = 0.5 * (lo + hi)
+        if mid in (lo, hi):
+            break
+        if slope(mid) > 0:
+            hi = mid
+        else:
+            lo = mid
+    t_star = 0.5 * (lo + hi)
+    r = weights * (expit(z + s * t_star) - target)
+    gradient = np.zeros_like(w)
+    for rows in chunks:
+        gradient += np.asarray(X[rows].T @ r[rows], dtype=np.float64).ravel()
+    gradient += strength * w
+    coef_distance = float(np.linalg.norm(gradient)) / strength
+    row_max = float(norms.max(initial=0.0))
+    intercept_distance = abs(t - t_star) + row_max / s * coef_distance
+    return coef_distance, intercept_distance
+
+
+def _sq_row_norms(X):
+    if sp.issparse(X):
+        return np.asarray(X.multiply(X).sum(axis=1), dtype=np.float64).ravel()
+    return np.einsum("ij,ij->i", X, X, dtype=np.float64)
+
+
+def _as_dense(A):
+    return A.toarray() if sp.issparse(A) else np.asarray(A)
+
+
+def _curvature_lower_bounds(Q, moments, strength, s):
+    """``μ(r)`` for every radius of the grid (``docs/certificate.md``).
+
+    With ``q_i(r)`` a lower bound on row ``i``'s loss curvature on the ball,
+    ``Q = Σ q_i`` and ``m = Σ q_i x_i / Q``, Jensen's inequality gives
+    ``vᵀ∇²J v ≥ λ‖u‖² + Q (mᵀu + s t)²`` for ``v = (u, t)``; the smallest
+    eigenvalue of that form is that of a 2 × 2 matrix (and ``λ``).
+    """
+    mu = np.zeros(len(Q))
+    for j in range(len(Q)):  # a loop over the radius grid, not over samples
+        if Q[j] <= 0:
+            continue
+        m = np.linalg.norm(moments[j]) / Q[j]
+        form = np.array(
+            [[strength + Q[j] * m * m, Q[j] * m * s], [Q[j] * m * s, Q[j] * s * s]]
+        )
+        low = np.linalg.eigvalsh(form)[0]
+        mu[j] = max(min(low, strength) if strength > 0 else 0.0, 0.0)
+    return mu
+
+
+def _max_proba_change(
+    view, maths, X_query, Theta, distance, active, split=None, metric=None
+):
+    """Largest change of a predicted probability when ``‖θ − θ'‖ ≤ distance``.
+
+    With ``split = (coefficient distance, intercept distance)`` a logit moves by
+    at most ``‖x‖ d_coef + s d_intercept``.
+    """
+    from sklearn.utils.validation import validate_data
+
+    X = validate_data(
+        view, X_query, reset=False, accept_sparse="csr", dtype=[np.float64, np.float32]
+    )
+    W, b = maths._split(Theta)
+    s = maths.intercept_scaling if maths.fit_intercept else 0.0
+    worst = 0.0
+    for rows in row_chunks(X.shape[0], 8 * 4 * maths.n_outputs):
+        Xc = X[rows]
+        Z = np.asarray(Xc @ W.T, dtype=np.float64) + b
+        if metric is not None:
+            # |Δz_k| ≤ ‖e_k ⊗ x̃‖_{H*⁻¹} ‖Δθ‖_{H*}, ‖e_k ⊗ x̃‖²_{H*⁻¹} ≤ (·)_{M⁻¹}/c0.
+            Xt = maths._augment(Xc).astype(np.float64, copy=False)
+            M_inv, c0 = metric[3], metric[2]
+            per_class = np.column_stack(
+                [
+                    np.einsum(
+                        "ij,jk,ik->i",
+                        Xt,
+                        M_inv[k * maths.width : (k + 1) * maths.width][
+                            :, k * maths.width : (k + 1) * maths.width
+                        ],
+                        Xt,
+                    )
+                    for k in range(maths.n_outputs)
+                ]
+            )
+            reach = np.sqrt(np.maximum(per_class, 0).sum(axis=1) / c0) * metric[0]
+        elif split is None:
+            reach = np.sqrt(_sq_row_norms(Xc) + s * s) * distance  # ‖x̃‖·dist
+        else:
+            reach = np.sqrt(_sq_row_norms(Xc)) * split[0] + s * split[1]
+        if maths.n_outputs == 1:
+            z = Z[:, 0]
+            p = expit(z)
+            change = np.maximum(expit(z + reach) - p, p - expit(z - reach))
+        else:
+            P = softmax(np.where(active, Z, -np.inf), axis=1)
+            # log p_k moves by ≤ √2 ‖Δz‖, and the softmax is ½-Lipschitz.
+            factor = np.expm1(np.sqrt(2) * reach)[:, None]
+            change = np.minimum(P * factor, np.minimum(0.5 * reach, 1.0)[:, None])
+            change = np.minimum(change, 1.0)
+        worst = max(worst, float(np.max(change, initial=0.0)))
+    return worst
+
+
+# -- the audit record --
+class AuditLog(list):
+    """The records of :func:`erasure_audit`: a list of flat JSON-ready dicts."""
+
+    def to_json(self, **kwargs):
+        """The records as a JSON array (no NaN: ``allow_nan=False``)."""
+        return json.dumps(list(self), allow_nan=False, **kwargs)
+
+    def to_frame(self):
+        """The records as a :class:`pandas.DataFrame` (needs pandas)."""
+        import pandas as pd
+
+        return pd.DataFrame(list(self))
+
+
+def _flat_record(record, output=None):
+    row = {} if output is None else {"output": output}
+    data = record.to_dict()
+    certificate = data.pop("certificate", None) or {}
+    per_class = data.pop("rows_per_class", {})
+    row.update(data)
+    row["rows_per_class"] = json.dumps(per_class, sort_keys=True)
+    for key, value in certificate.items():
+        row[f"certificate_{key}"] = value
+    return row
+
+
+def erasure_audit(model):
+    """Every request a model took since ``fit``, as flat JSON-ready records.
+
+    One dict per request (per output and request for an
+    :class:`~sklearn_ssse.ErasableMultiOutputClassifier`, with an ``output``
+    column): when, how many rows (per class), ε, curvature, leave-out, the
+    step's size, the certificate and the library version. No row contents.
+
+    Parameters
+    ----------
+    model : fitted erasable estimator
+
+    Returns
+    -------
+    log : AuditLog
+        A list of dicts with ``to_json()`` (valid JSON, no NaN) and
+        ``to_frame()`` (a pandas ``DataFrame``).
+
+    Examples
+    --------
+    >>> import json
+    >>> from sklearn.datasets import load_iris
+    >>> from sklearn_ssse import ErasableLogisticRegression
+    >>> from sklearn_ssse.certificate import erasure_audit
+    >>> X, y = load_iris(return_X_y=True)
+    >>> model = ErasableLogisticRegression(max_iter=1000).fit(X, y)
+    >>> model = model.partial_forget(X[:3], y[:3])
+    >>> log = erasure_audit(model)
+    >>> log[0]["n_rows"], log[0]["rows_per_class"], log[0]["curvature"]
+    (3, '{"0": 3}', 'hessian')
+    >>> json.loads(log.to_json())[0]["certificate_cumulative_gradient_bound"] > 0
+    True
+    """
+    if hasattr(model, "estimators_") and not hasattr(model, "erasure_state_"):
+        check_is_fitted(model)
+        rows = []
+        for j, estimator in enumerate(model.estimators_):
+            records = getattr(estimator, "request_records_", ())
+            rows.extend(_flat_record(record, output=j) for record in records)
+        return AuditLog(rows)
+    check_is_fitted(model, "erasure_state_")
+    return AuditLog(_flat_record(record) for record in model.request_records_)
