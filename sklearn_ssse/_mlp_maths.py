@@ -260,17 +260,30 @@ class MLPMaths(ModelMaths):
         bounds,
         batch_size=1,
         random_state=None,
+        n_jobs=None,
+        verbose=0,
     ):
         """``Σ_i w_i K_i`` restricted to each block.
 
         The Gauss–Newton matrix accumulates the ``q = n_outputs`` factor rows of
         every row of a chunk, weighted by ``√w_i``, with one SYRK per block (level-3
-        BLAS over ``chunk × q`` rows); the Fisher is the generic one.
+        BLAS over ``chunk × q`` rows), in one process; the Fisher is the generic
+        one (row groups through joblib, progress when ``verbose``).
         """
         self._check_kind(kind)
         if kind == "fisher":
             return super().curvature_blocks(
-                X, y, weights, theta, active, kind, bounds, batch_size, random_state
+                X,
+                y,
+                weights,
+                theta,
+                active,
+                kind,
+                bounds,
+                batch_size,
+                random_state,
+                n_jobs=n_jobs,
+                verbose=verbose,
             )
         if batch_size > 1:
             raise ValueError("fisher_batch_size > 1 applies to the Fisher only")

@@ -495,8 +495,9 @@ random_state, solver, max_iter, warm_start, n_jobs
 
     def _certificate_supported(self):
         # Balanced class weights change every remaining row's weight with each
-        # request: the certified objective would not be the remaining one.
-        return self.class_weight != "balanced"
+        # request: the certified objective would not be the remaining one. An
+        # L1/elastic-net objective is not smooth: the bounds do not apply.
+        return self.class_weight != "balanced" and self._l1_share() == 0
 
     def _strong_convexity(self):
         C, strength, penalized = self._objective_scaling()
