@@ -42,6 +42,7 @@ from sklearn.utils.validation import (
 
 from . import _array_api
 from ._curvature import BlockDiagonalInverse, block_bounds
+from ._curvature_structures import build_cg_curvature, downdate_rows, select_structure
 from ._state import STATE_FORMAT_VERSION, ErasureState, RequestRecord, utc_now
 from .exceptions import (
     ErasureNumericalError,
@@ -54,7 +55,13 @@ from .ledger import row_fingerprints
 __all__ = ["ErasableMixin", "PartialForgetRequestMixin"]
 
 # Parameters that shape the stored curvature: changing them needs a new fit.
-CURVATURE_PARAMS = ("curvature", "damping", "block_size", "fisher_batch_size")
+CURVATURE_PARAMS = (
+    "curvature",
+    "damping",
+    "block_size",
+    "fisher_batch_size",
+    "curvature_structure",
+)
 
 # One re-entrant lock per estimator object, made on first use (``__init__`` only
 # stores parameters) and kept outside the estimator, so that it is never pickled,
@@ -340,33 +347,20 @@ class ErasableMixin(PartialForgetRequestMixin):
         super().__setstate__(state)
 
     # -- fit-time state --------------------------------------------------------------
-    def _fit_erasure_state(self, X, y, sample_weight):
-        """Build the erasure state at the fitted parameters and publish it.
-
-        Parameters
-        ----------
-        X : {ndarray, sparse matrix} of shape (n_samples, n_features)
-            The validated training data.
-        y : ndarray of shape (n_samples,)
-            Class indices into ``classes_``.
-        sample_weight : ndarray of shape (n_samples,)
-            Validated sample weights (ones when none were given).
-        """
-        maths = self._erasure_maths()
-        theta = self._get_flat_params()
-        if _array_api.namespace(X, theta)[0] is not None:
-            return self._fit_erasure_state_xp(X, y, sample_weight)
-        n_classes = self.classes_.shape[0]
-        active = np.ones(n_classes, dtype=bool)
-        C, penalty_strength, penalized = self._objective_scaling()
-
-        weight_sums = np.bincount(y, weights=sample_weight, minlength=n_classes)
-        class_weight = np.asarray(
-            self._class_weights(weight_sums, active), dtype=X.dtype
-        )
-        weights = sample_weight * class_weight[y]
-
-        bounds = block_bounds(maths.n_params, self.block_size, maths.group_bounds())
+    def _build_blocks(
+        self,
+        maths,
+        X,
+        y,
+        weights,
+        theta,
+        active,
+        bounds,
+        C,
+        penalty_strength,
+        penalized,
+    ):
+        """The ``"blocks"`` structure: ``(inverse, damping, data term's diagonal)``."""
         blocks = maths.curvature_blocks(
             X,
             y,
@@ -398,6 +392,74 @@ class ErasableMixin(PartialForgetRequestMixin):
                     part = np.outer(direction[support], direction[support])
                     block[np.ix_(support, support)] += scale * part
         curvature = BlockDiagonalInverse.from_blocks(bounds, blocks)
+        return curvature, prior, data_diagonal
+
+    def _fit_erasure_state(self, X, y, sample_weight):
+        """Build the erasure state at the fitted parameters and publish it.
+
+        Parameters
+        ----------
+        X : {ndarray, sparse matrix} of shape (n_samples, n_features)
+            The validated training data.
+        y : ndarray of shape (n_samples,)
+            Class indices into ``classes_``.
+        sample_weight : ndarray of shape (n_samples,)
+            Validated sample weights (ones when none were given).
+        """
+        maths = self._erasure_maths()
+        theta = self._get_flat_params()
+        if _array_api.namespace(X, theta)[0] is not None:
+            return self._fit_erasure_state_xp(X, y, sample_weight)
+        n_classes = self.classes_.shape[0]
+        active = np.ones(n_classes, dtype=bool)
+        C, penalty_strength, penalized = self._objective_scaling()
+
+        weight_sums = np.bincount(y, weights=sample_weight, minlength=n_classes)
+        class_weight = np.asarray(
+            self._class_weights(weight_sums, active), dtype=X.dtype
+        )
+        weights = sample_weight * class_weight[y]
+
+        bounds = block_bounds(maths.n_params, self.block_size, maths.group_bounds())
+        structure = select_structure(
+            getattr(self, "curvature_structure", "blocks"),
+            maths,
+            X,
+            bounds,
+            getattr(self, "memory_budget", "auto"),
+        )
+        if structure == "blocks":
+            curvature, prior, data_diagonal = self._build_blocks(
+                maths,
+                X,
+                y,
+                weights,
+                theta,
+                active,
+                bounds,
+                C,
+                penalty_strength,
+                penalized,
+            )
+        elif self.fisher_batch_size > 1:
+            raise ValueError(
+                f"curvature_structure={structure!r} stores the exact curvature; "
+                "fisher_batch_size > 1 needs curvature_structure='blocks'"
+            )
+        else:
+            curvature, prior, data_diagonal = build_cg_curvature(
+                maths,
+                X,
+                y,
+                weights,
+                theta,
+                active,
+                self._curvature_kind(),
+                C,
+                self._damping_value(penalty_strength, None, C),
+                self._damping_mask(penalized),
+                structure,
+            )
 
         class_sums = maths.gradient_sums(X, y, sample_weight, theta, active, n_classes)
         residual = (
@@ -421,7 +483,7 @@ class ErasableMixin(PartialForgetRequestMixin):
             curvature_params=self._curvature_params(),
             coefficients=theta.copy(),
         )
-        self._publish({"erasure_state_": state})
+        self._publish({"erasure_state_": state, "curvature_structure_": structure})
 
     def _fit_erasure_state_xp(self, X, y, sample_weight):
         """:meth:`_fit_erasure_state` for array API inputs (dense), on their device.
@@ -847,7 +909,16 @@ class ErasableMixin(PartialForgetRequestMixin):
         all_active = np.ones(n_classes, dtype=bool)
         rank = X.shape[0] * maths.factor_rank(kind)
         estimated = state.data_diagonal is None
-        if inverse.prefers_factors(rank) and not estimated:
+        if getattr(inverse, "downdates_rows", False):  # curvature_structure="cg"
+            Xt, V = downdate_rows(
+                maths, X, y, state.point, all_active, kind, fit_weights
+            )
+            squares = Xt.multiply(Xt) if sp.issparse(Xt) else Xt * Xt
+            removed_diagonal = np.asarray(
+                np.einsum("iaa->ia", V).T @ squares, dtype=np.float64
+            ).ravel()
+            downdate = {"rows": (Xt, V)}
+        elif inverse.prefers_factors(rank) and not estimated:
             rows = maths.factor_rows(X, y, state.point, all_active, kind)
             if xp is None:
                 rows *= np.sqrt(fit_weights)[:, None, None]

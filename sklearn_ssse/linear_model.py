@@ -11,6 +11,7 @@ from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.validation import _check_sample_weight, validate_data
 
 from . import _array_api
+from ._curvature_structures import STRUCTURES
 from ._logistic_maths import LogisticMaths
 from .base import ErasableMixin
 from .exceptions import ErasureNumericalError
@@ -88,14 +89,28 @@ random_state, solver, max_iter, verbose, warm_start, n_jobs
         holds (the remaining data term is projected onto the positive
         semi-definite cone, ``O(d³)`` per block and request).
 
+    curvature_structure : {"auto", "blocks", "cg", "cg-class"}, default="auto"
+        How ``M`` is stored (docs/curvature.md). ``"blocks"``: the dense inverse
+        of each block of ``block_size``; memory ``Σ_b B_b²``. ``"cg"``: ``M``
+        itself, exact, in blocks over pairs of classes (sparse for sparse ``X``:
+        memory grows with the pairs of co-occurring features, not with
+        ``n_features²``), and ``M⁻¹`` by preconditioned conjugate gradient;
+        requests take their rows out exactly and cost ``O(k · n_features²)``
+        dense, not ``O(n_params² · k)``. ``"cg-class"``: as ``"cg"`` without the
+        curvature between different classes (``block_size="class"``'s
+        approximation). ``"auto"``: ``"blocks"`` when its inverse fits the
+        memory budget, otherwise ``"cg"``, or ``"cg-class"``. Chosen at ``fit``
+        (``curvature_structure_``).
+
     Attributes
     ----------
     classes_, coef_, intercept_, n_features_in_, feature_names_in_, n_iter_
         As in :class:`~sklearn.linear_model.LogisticRegression`; ``coef_`` and
         ``intercept_`` change with every :meth:`partial_forget`.
 
-    curvature_inverse_ : BlockDiagonalInverse
-        The inverse of ``M`` over the rows not forgotten yet, block by block.
+    curvature_inverse_ : BlockDiagonalInverse or ConjugateGradientCurvature
+        ``M`` over the rows not forgotten yet: its inverse block by block
+        (``"blocks"``), or ``M`` itself (``"cg"``, ``"cg-class"``).
 
     curvature_point_ : ndarray of shape (n_params,)
         The fitted parameters at which ``M`` was built (flattened
@@ -130,6 +145,9 @@ random_state, solver, max_iter, verbose, warm_start, n_jobs
 
     n_forgotten_ : int
         Number of rows forgotten since ``fit``.
+
+    curvature_structure_ : str
+        The structure ``fit`` chose (``"auto"`` resolved).
 
     Notes
     -----
@@ -177,6 +195,7 @@ random_state, solver, max_iter, verbose, warm_start, n_jobs
             Interval(Integral, 1, None, closed="left"),
         ],
         "fisher_batch_size": [Interval(Integral, 1, None, closed="left")],
+        "curvature_structure": [StrOptions(set(STRUCTURES))],
     }
 
     def __init__(
@@ -202,6 +221,7 @@ random_state, solver, max_iter, verbose, warm_start, n_jobs
         damping=None,
         block_size=None,
         fisher_batch_size=1,
+        curvature_structure="auto",
     ):
         super().__init__(
             penalty=penalty,
@@ -225,6 +245,7 @@ random_state, solver, max_iter, verbose, warm_start, n_jobs
         self.damping = damping
         self.block_size = block_size
         self.fisher_batch_size = fisher_batch_size
+        self.curvature_structure = curvature_structure
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y, sample_weight=None):
