@@ -208,6 +208,22 @@ class LogisticMaths(ModelMaths):
             return p[:, a] * (1 - p[:, a])
         return -p[:, a] * p[:, b]
 
+    def kronecker_weights(self, X, y, theta, active, kind):
+        """Per-row ``V_i`` with ``K_i = V_i ⊗ x̃_i x̃_iᵀ``, shape ``(n, o, o)``.
+
+        Used by :class:`~sklearn_ssse._curvature_cg.ConjugateGradientCurvature`,
+        which stores the blocks ``X̃ᵀ diag(V[:, a, b]) X̃`` instead of an inverse.
+        """
+        Theta = theta.reshape(self.n_outputs, self.width)
+        p, r = self._residuals(X, y, Theta, active)
+        if kind == "fisher":
+            return r[:, :, None] * r[:, None, :]
+        if self.n_outputs == 1:
+            return (p * (1 - p))[:, :, None]
+        V = -p[:, :, None] * p[:, None, :]
+        V[:, np.arange(p.shape[1]), np.arange(p.shape[1])] += p
+        return V
+
     def gradient_rows(self, X, y, theta, active):
         xp, device = _array_api.namespace(X, theta)
         if xp is not None:

@@ -43,6 +43,7 @@ from sklearn.utils.validation import (
 from . import _array_api
 from ._active_set import ActiveSetMaths
 from ._curvature import BlockDiagonalInverse, block_bounds
+from ._curvature_structures import build_cg_curvature, downdate_rows, select_structure
 from ._state import STATE_FORMAT_VERSION, ErasureState, RequestRecord, utc_now
 from .certificate import (
     distance_bound,
@@ -63,7 +64,13 @@ from .ledger import row_fingerprints
 __all__ = ["ErasableMixin", "PartialForgetRequestMixin"]
 
 # Parameters that shape the stored curvature: changing them needs a new fit.
-CURVATURE_PARAMS = ("curvature", "damping", "block_size", "fisher_batch_size")
+CURVATURE_PARAMS = (
+    "curvature",
+    "damping",
+    "block_size",
+    "fisher_batch_size",
+    "curvature_structure",
+)
 
 # One re-entrant lock per estimator object, made on first use (``__init__`` only
 # stores parameters) and kept outside the estimator, so that it is never pickled,
@@ -423,50 +430,81 @@ class ErasableMixin(PartialForgetRequestMixin):
 
         bounds = block_bounds(maths.n_params, self.block_size, maths.group_bounds())
         bounds = bounds or [(0, 0)]  # an empty active set: one empty block
-        blocks = maths.curvature_blocks(
-            X,
-            y,
-            weights,
-            theta,
-            active,
-            self._curvature_kind(),
-            bounds,
-            batch_size=self.fisher_batch_size,
-            random_state=getattr(self, "random_state", None),
-            verbose=getattr(self, "verbose", 0),
-        )
-        damping = self._damping_value(penalty_strength, blocks, C)
-        null = maths.null_directions()
-        damped = self._damping_mask(penalized)
-        if index is not None:
-            damped = damped[index]
-        prior = np.zeros(maths.n_params, dtype=theta.dtype)
-        data_diagonal = np.zeros(maths.n_params, dtype=np.float64)
-        excess = []  # the flat-direction terms added to M, for the certificate
-        for block, (start, stop) in zip(blocks, bounds):
-            block *= C
-            diagonal = np.diag(block)
-            data_diagonal[start:stop] = diagonal
-            scale = diagonal.mean() if diagonal.size and diagonal.mean() > 0 else 1.0
-            floor = np.sqrt(np.finfo(block.dtype).eps) * scale
-            prior[start:stop] = damping * damped[start:stop] + floor
-            block[np.diag_indices_from(block)] += prior[start:stop]
-            # Flat directions wholly inside this block get the data's own scale.
-            for direction in null[start:stop].T:
-                support = np.flatnonzero(direction)
-                if np.isclose(np.linalg.norm(direction), 1.0):
-                    part = np.outer(direction[support], direction[support])
-                    block[np.ix_(support, support)] += scale * part
-                    factor = np.zeros(maths.n_params)
-                    factor[start:stop] = np.sqrt(scale) * direction
-                    excess.append(factor)
-        if getattr(self, "verbose", 0):
-            print(
-                f"[curvature] inverting {len(blocks)} block(s) of up to "
-                f"{max(stop - start for start, stop in bounds)} coordinates",
-                flush=True,
+        structure = "blocks"
+        if index is None:  # an L1 active set keeps the block structure
+            structure = select_structure(
+                getattr(self, "curvature_structure", "blocks"),
+                maths,
+                X,
+                bounds,
+                getattr(self, "memory_budget", "auto"),
             )
-        curvature = BlockDiagonalInverse.from_blocks(bounds, blocks)
+        excess = []  # the flat-direction terms added to M, for the certificate
+        if structure != "blocks":
+            if self.fisher_batch_size > 1:
+                raise ValueError(
+                    f"curvature_structure={structure!r} stores the exact curvature; "
+                    "fisher_batch_size > 1 needs curvature_structure='blocks'"
+                )
+            curvature, prior, data_diagonal = build_cg_curvature(
+                maths,
+                X,
+                y,
+                weights,
+                theta,
+                active,
+                self._curvature_kind(),
+                C,
+                self._damping_value(penalty_strength, None, C),
+                self._damping_mask(penalized),
+                structure,
+            )
+        else:
+            blocks = maths.curvature_blocks(
+                X,
+                y,
+                weights,
+                theta,
+                active,
+                self._curvature_kind(),
+                bounds,
+                batch_size=self.fisher_batch_size,
+                random_state=getattr(self, "random_state", None),
+                verbose=getattr(self, "verbose", 0),
+            )
+            damping = self._damping_value(penalty_strength, blocks, C)
+            null = maths.null_directions()
+            damped = self._damping_mask(penalized)
+            if index is not None:
+                damped = damped[index]
+            prior = np.zeros(maths.n_params, dtype=theta.dtype)
+            data_diagonal = np.zeros(maths.n_params, dtype=np.float64)
+            for block, (start, stop) in zip(blocks, bounds):
+                block *= C
+                diagonal = np.diag(block)
+                data_diagonal[start:stop] = diagonal
+                scale = (
+                    diagonal.mean() if diagonal.size and diagonal.mean() > 0 else 1.0
+                )
+                floor = np.sqrt(np.finfo(block.dtype).eps) * scale
+                prior[start:stop] = damping * damped[start:stop] + floor
+                block[np.diag_indices_from(block)] += prior[start:stop]
+                # Flat directions wholly inside this block get the data's own scale.
+                for direction in null[start:stop].T:
+                    support = np.flatnonzero(direction)
+                    if np.isclose(np.linalg.norm(direction), 1.0):
+                        part = np.outer(direction[support], direction[support])
+                        block[np.ix_(support, support)] += scale * part
+                        factor = np.zeros(maths.n_params)
+                        factor[start:stop] = np.sqrt(scale) * direction
+                        excess.append(factor)
+            if getattr(self, "verbose", 0):
+                print(
+                    f"[curvature] inverting {len(blocks)} block(s) of up to "
+                    f"{max(stop - start for start, stop in bounds)} coordinates",
+                    flush=True,
+                )
+            curvature = BlockDiagonalInverse.from_blocks(bounds, blocks)
 
         class_sums = full_maths.gradient_sums(
             X, y, sample_weight, theta, active, n_classes
@@ -481,7 +519,7 @@ class ErasableMixin(PartialForgetRequestMixin):
         estimated = self.fisher_batch_size > 1
         row_norm_bound = _power_of_two_above(_row_norms(X).max(initial=0.0))
         certificate_state = None
-        if self._certificate_supported():
+        if self._certificate_supported() and structure == "blocks":
             certificate_state = fit_certificate_state(
                 maths,
                 X,
@@ -511,7 +549,7 @@ class ErasableMixin(PartialForgetRequestMixin):
             coefficients=theta.copy(),
             certificate_state=certificate_state,
         )
-        self._publish({"erasure_state_": state})
+        self._publish({"erasure_state_": state, "curvature_structure_": structure})
 
     def _fit_erasure_state_xp(self, X, y, sample_weight):
         """:meth:`_fit_erasure_state` for array API inputs (dense), on their device.
@@ -990,7 +1028,16 @@ class ErasableMixin(PartialForgetRequestMixin):
         all_active = np.ones(n_classes, dtype=bool)
         rank = X.shape[0] * maths.factor_rank(kind)
         estimated = state.data_diagonal is None
-        if inverse.prefers_factors(rank) and not estimated:
+        if getattr(inverse, "downdates_rows", False):  # curvature_structure="cg"
+            Xt, V = downdate_rows(
+                maths, X, y, state.point, all_active, kind, fit_weights
+            )
+            squares = Xt.multiply(Xt) if sp.issparse(Xt) else Xt * Xt
+            removed_diagonal = np.asarray(
+                np.einsum("iaa->ia", V).T @ squares, dtype=np.float64
+            ).ravel()
+            downdate = {"rows": (Xt, V)}
+        elif inverse.prefers_factors(rank) and not estimated:
             rows = maths.factor_rows(X, y, state.point, all_active, kind)
             if xp is None:
                 rows *= np.sqrt(fit_weights)[:, None, None]

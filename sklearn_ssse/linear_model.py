@@ -15,6 +15,7 @@ from sklearn.utils.validation import (
 )
 
 from . import _array_api
+from ._curvature_structures import STRUCTURES
 from ._logistic_maths import LogisticMaths
 from ._memory import check_memory_budget
 from .base import ErasableMixin, PartialForgetRequestMixin
@@ -154,6 +155,18 @@ random_state, solver, max_iter, warm_start, n_jobs
         is applied), or a :class:`~sklearn_ssse.exceptions.RefitRecommendedError`
         (the request is not applied and the model is unchanged: refit without
         the rows). May be changed after ``fit``.
+    curvature_structure : {"auto", "blocks", "cg", "cg-class"}, default="auto"
+        How ``M`` is stored (docs/curvature.md). ``"blocks"``: the dense inverse
+        of each block of ``block_size``; memory ``Σ_b B_b²``. ``"cg"``: ``M``
+        itself, exact, in blocks over pairs of classes (sparse for sparse ``X``:
+        memory grows with the pairs of co-occurring features, not with
+        ``n_features²``), and ``M⁻¹`` by preconditioned conjugate gradient;
+        requests take their rows out exactly and cost ``O(k · n_features²)``
+        dense, not ``O(n_params² · k)``. ``"cg-class"``: as ``"cg"`` without the
+        curvature between different classes (``block_size="class"``'s
+        approximation). ``"auto"``: ``"blocks"`` when its inverse fits the
+        memory budget, otherwise ``"cg"``, or ``"cg-class"``. Chosen at ``fit``
+        (``curvature_structure_``).
 
     Attributes
     ----------
@@ -161,8 +174,9 @@ random_state, solver, max_iter, warm_start, n_jobs
         As in :class:`~sklearn.linear_model.LogisticRegression`; ``coef_`` and
         ``intercept_`` change with every :meth:`partial_forget`.
 
-    curvature_inverse_ : BlockDiagonalInverse
-        The inverse of ``M`` over the rows not forgotten yet, block by block.
+    curvature_inverse_ : BlockDiagonalInverse or ConjugateGradientCurvature
+        ``M`` over the rows not forgotten yet: its inverse block by block
+        (``"blocks"``), or ``M`` itself (``"cg"``, ``"cg-class"``).
 
     curvature_point_ : ndarray of shape (n_params,)
         The fitted parameters at which ``M`` was built (flattened
@@ -203,6 +217,8 @@ random_state, solver, max_iter, warm_start, n_jobs
         curvature, leave-out, step size, certificate, library version; no row
         contents). :func:`~sklearn_ssse.certificate.erasure_audit` exports them
         as JSON or a pandas table.
+    curvature_structure_ : str
+        The structure ``fit`` chose (``"auto"`` resolved).
 
     Notes
     -----
@@ -258,6 +274,7 @@ random_state, solver, max_iter, warm_start, n_jobs
         ],
         "certificate_budget": [Interval(Real, 0, None, closed="left"), None],
         "on_budget": [StrOptions({"warn", "raise"})],
+        "curvature_structure": [StrOptions(set(STRUCTURES))],
     }
 
     def __init__(
@@ -287,6 +304,7 @@ random_state, solver, max_iter, warm_start, n_jobs
         memory_budget="auto",
         certificate_budget=1e5,
         on_budget="warn",
+        curvature_structure="auto",
     ):
         super().__init__(
             penalty=penalty,
@@ -314,6 +332,7 @@ random_state, solver, max_iter, warm_start, n_jobs
         self.memory_budget = memory_budget
         self.certificate_budget = certificate_budget
         self.on_budget = on_budget
+        self.curvature_structure = curvature_structure
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y, sample_weight=None):
