@@ -427,8 +427,8 @@ def check_outputs_memory_budget(estimator, X, Y, n_jobs=None):
     if not hasattr(estimator, "_erasure_maths_for"):
         return None
     try:
-        Y = np.asarray(Y)
-    except (TypeError, ValueError):
+        Y = np.asarray(to_numpy(Y))  # labels only; array-API labels may be on a device
+    except (TypeError, ValueError, RuntimeError):
         return None
     if Y.ndim != 2 or Y.shape[1] == 0:
         return None

@@ -520,18 +520,25 @@ class ErasableMixin(PartialForgetRequestMixin):
         row_norm_bound = _power_of_two_above(_row_norms(X).max(initial=0.0))
         certificate_state = None
         if self._certificate_supported() and structure == "blocks":
-            certificate_state = fit_certificate_state(
-                maths,
-                X,
-                weights,
-                C=C,
-                penalty=penalty_strength * penalized,
-                prior=prior,
-                excess_factor=np.array(excess).reshape(-1, maths.n_params).T,
-                row_norm=row_norm_bound,
-                exact_hessian=self._curvature_kind() == "hessian" and len(bounds) == 1,
-                dense=len(bounds) == 1,
-            )
+            try:
+                certificate_state = fit_certificate_state(
+                    maths,
+                    X,
+                    weights,
+                    C=C,
+                    penalty=penalty_strength * penalized,
+                    prior=prior,
+                    excess_factor=np.array(excess).reshape(-1, maths.n_params).T,
+                    row_norm=row_norm_bound,
+                    exact_hessian=(
+                        self._curvature_kind() == "hessian" and len(bounds) == 1
+                    ),
+                    dense=len(bounds) == 1,
+                )
+            except (np.linalg.LinAlgError, ValueError, FloatingPointError):
+                # The certificate must never stop a fit: requests are then
+                # recorded as not certified.
+                certificate_state = None
         state = ErasureState(
             curvature=curvature,
             point=theta.copy(),
