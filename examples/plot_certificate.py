@@ -1,7 +1,7 @@
 """
-==========================================================
+===========================================================
 The certificate of every request, next to the true residual
-==========================================================
+===========================================================
 
 Every ``partial_forget`` of an :class:`~sklearn_ssse.ErasableLogisticRegression`
 records a data-free certificate: a rigorous upper bound on the gradient of the

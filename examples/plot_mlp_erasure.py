@@ -63,6 +63,7 @@ X_train, X_test, y_train, y_test = train_test_split(
 # stored curvature has one dense block per layer (block_size="class").
 model = ErasableMLPClassifier(
     hidden_layer_sizes=(32,),
+    curvature="fisher",  # the paper's step (the default is Gauss–Newton)
     solver="lbfgs",
     alpha=1.0,
     max_iter=400,

@@ -35,7 +35,9 @@ n = len(y_train)
 # %% Fit once; choose ε on a calibration deletion (random rows) with one refit.
 params = dict(C=0.1, max_iter=1000)
 models = {
-    "SSSE (Fisher)": ErasableLogisticRegression(**params).fit(X_train, y_train),
+    "SSSE (Fisher)": ErasableLogisticRegression(curvature="fisher", **params).fit(
+        X_train, y_train
+    ),
     "influence (Hessian)": ErasableLogisticRegression(
         curvature="hessian", **params
     ).fit(X_train, y_train),
