@@ -5,37 +5,23 @@ import warnings
 
 import numpy as np
 import pytest
+from _data import flat_params as _params
+from _data import scaled as _scaled
 from numpy.testing import assert_allclose, assert_array_equal
 from scipy.special import expit, softmax
 from sklearn.base import clone
 from sklearn.datasets import load_breast_cancer, load_wine
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
-from sklearn.preprocessing import StandardScaler
 
 from sklearn_ssse import ErasableLogisticRegression
 
 TIGHT = dict(tol=1e-10, max_iter=5_000)
 
 
-def _scaled(loader, n=None):
-    X, y = loader(return_X_y=True)
-    X = StandardScaler().fit_transform(X)
-    return (X[:n], y[:n]) if n else (X, y)
-
-
 @pytest.fixture(scope="module")
-def binary_data():
+def binary_data():  # fewer rows than the shared fixture: L1 fits are slower
     return _scaled(load_breast_cancer, 150)
-
-
-@pytest.fixture(scope="module")
-def multiclass_data():
-    return _scaled(load_wine)
-
-
-def _params(model):
-    return np.hstack([model.coef_, model.intercept_[:, None]]).ravel()
 
 
 def _reference_step(model, X, y, rows, leave_out=True):

@@ -5,13 +5,14 @@ import pickle
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from _data import flat_params as _params
+from _data import scaled as _scaled
 from numpy.testing import assert_allclose, assert_array_equal
 from scipy.special import expit, softmax
 from sklearn.base import clone
 from sklearn.datasets import load_breast_cancer, load_iris, load_wine
 from sklearn.exceptions import NotFittedError
 from sklearn.linear_model import LogisticRegression
-from sklearn.preprocessing import StandardScaler
 from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
@@ -20,26 +21,6 @@ from sklearn_ssse._linalg import sherman_morrison_inverse
 from sklearn_ssse.estimator_checks import parametrize_with_forget_checks
 
 TIGHT = dict(tol=1e-10, max_iter=10_000)
-
-
-def _scaled(loader, n=None):
-    X, y = loader(return_X_y=True)
-    X = StandardScaler().fit_transform(X)
-    return (X[:n], y[:n]) if n else (X, y)
-
-
-@pytest.fixture(scope="module")
-def binary_data():
-    return _scaled(load_breast_cancer, 200)
-
-
-@pytest.fixture(scope="module")
-def multiclass_data():
-    return _scaled(load_wine)
-
-
-def _params(model):
-    return np.hstack([model.coef_, model.intercept_[:, None]]).ravel()
 
 
 # -- a dense reference of METHOD.md, independent of the package's code ------------

@@ -6,8 +6,8 @@ import warnings
 
 import numpy as np
 import pytest
+from _data import flat_params as _params
 from numpy.testing import assert_array_equal
-from sklearn.datasets import load_breast_cancer, load_wine
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
 from sklearn.preprocessing import StandardScaler
@@ -17,26 +17,6 @@ from sklearn_ssse import ErasableLogisticRegression, ErasableLogisticRegressionC
 from sklearn_ssse.estimator_checks import parametrize_with_forget_checks
 
 QUIET = dict(scoring="neg_log_loss", use_legacy_attributes=False)
-
-
-def _scaled(loader, n=None):
-    X, y = loader(return_X_y=True)
-    X = StandardScaler().fit_transform(X)
-    return (X[:n], y[:n]) if n else (X, y)
-
-
-@pytest.fixture(scope="module")
-def binary_data():
-    return _scaled(load_breast_cancer, 200)
-
-
-@pytest.fixture(scope="module")
-def multiclass_data():
-    return _scaled(load_wine)
-
-
-def _params(model):
-    return np.hstack([model.coef_, model.intercept_[:, None]]).ravel()
 
 
 def _assert_same_fit(ours, theirs):
