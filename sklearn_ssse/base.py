@@ -24,6 +24,7 @@ snapshot of the ``__dict__`` (:meth:`ErasableMixin._snapshot`), so a reader sees
 model before a request or after it, never a mix of the two.
 """
 
+import functools
 import inspect
 import threading
 import warnings
@@ -32,7 +33,7 @@ from typing import NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.base import _fit_context
+from sklearn import get_config
 from sklearn.utils._metadata_requests import _routing_enabled
 from sklearn.utils.validation import (
     _check_sample_weight,
@@ -77,6 +78,27 @@ CURVATURE_PARAMS = (
 # copied or seen in ``vars(estimator)``; it goes away with the estimator.
 _LOCKS = weakref.WeakKeyDictionary()
 _LOCK_GUARD = threading.Lock()
+# The parameter values each estimator's last request validated (same keeping).
+_VALIDATED = weakref.WeakKeyDictionary()
+
+
+def _request_context(method):
+    """``_fit_context`` for a request: the parameters are validated as ``fit``
+    validates them, but only when one of them is another object than at the last
+    request (scikit-learn's validation costs more than a one-row request)."""
+
+    @functools.wraps(method)
+    def wrapper(estimator, *args, **kwargs):
+        if not get_config()["skip_parameter_validation"]:
+            names = estimator._parameter_constraints
+            values = tuple(getattr(estimator, name, None) for name in names)
+            last = _VALIDATED.get(estimator)
+            if last is None or any(a is not b for a, b in zip(values, last)):
+                estimator._validate_params()
+                _VALIDATED[estimator] = values
+        return method(estimator, *args, **kwargs)
+
+    return wrapper
 
 
 def erasure_lock(estimator):
@@ -659,7 +681,7 @@ class ErasableMixin(PartialForgetRequestMixin):
         self._publish({"erasure_state_": state})
 
     # -- partial_forget --------------------------------------------------------------
-    @_fit_context(prefer_skip_nested_validation=True)
+    @_request_context
     def partial_forget(self, X, y, sample_weight=None, *, ledger=None):
         """Erase training rows from the fitted model in one closed-form step.
 
