@@ -290,14 +290,62 @@ class MLPMaths(ModelMaths):
         q = self.factor_rank(kind)
         itemsize = np.dtype(theta.dtype).itemsize
         blocks = [np.zeros((e - s, e - s), dtype=theta.dtype) for s, e in bounds]
-        row_bytes = itemsize * (2 * q * self.n_params + 2 * sum(self.layer_units))
+        # Per row: the q factor columns of the widest block (made one block at a
+        # time, never all n_params at once) and the layers' activations and
+        # backpropagated factors; each block's SYRK then has rank chunk × q.
+        widest = max(e - s for s, e in bounds)
+        row_bytes = itemsize * (q * widest + 2 * (q + 1) * sum(self.layer_units))
         for rows in row_chunks(X.shape[0], row_bytes):
-            U = self.factor_rows(X[rows], y[rows], theta, active, kind)
-            U *= np.sqrt(weights[rows])[:, None, None]
-            U = U.reshape(-1, self.n_params)
+            Xc = self._as_dense(X[rows], theta)
+            activations = self.forward(Xc, theta, active)
+            L = self._output_factor(activations[-1]).transpose(0, 2, 1)
+            L = L * np.sqrt(weights[rows]).astype(theta.dtype)[:, None, None]
+            deltas = self._layer_deltas(activations, L, theta)
             for block, (s, e) in zip(blocks, bounds):
-                accumulate_gram(block, U[:, s:e], U[:, s:e], same=True)
+                U = self._block_columns(activations, deltas, s, e)
+                accumulate_gram(block, U, U, same=True, in_place=True)
         return [symmetrize_from_lower(block) for block in blocks]
+
+    def _layer_deltas(self, activations, delta, theta):
+        """The output-space vectors ``δ`` (n, q, n_outputs) backpropagated to every
+        layer: ``[δ_0, …, δ_last]``, ``δ_l`` of shape (n, q, fan_out of layer l)."""
+        layers = self._views(theta)
+        derivative = DERIVATIVES[self.activation]
+        deltas = [None] * len(layers)
+        for i in range(len(layers) - 1, -1, -1):
+            deltas[i] = delta
+            if i > 0:
+                delta = delta @ layers[i][0].T
+                slope = np.ones_like(activations[i])
+                derivative(activations[i], slope)
+                delta *= slope[:, None, :]
+        return deltas
+
+    def _block_columns(self, activations, deltas, start, stop):
+        """Columns ``start:stop`` of the factor rows ``J_iᵀ δ_iq``, as a C-ordered
+        ``(n·q, stop − start)`` array: for a weight ``W_l[j, k]`` the column is
+        ``a_l[:, j] δ_l[:, :, k]``, for a bias ``δ_l[:, :, k]``."""
+        n, q = deltas[0].shape[:2]
+        out = np.empty((n, q, stop - start), dtype=deltas[0].dtype)
+        for i, (first, w_stop, b_stop) in enumerate(self.layer_slices):
+            fan_out = b_stop - w_stop
+            lo, hi = max(start, first), min(stop, w_stop)
+            if lo < hi:  # weights: whole rows j0..j1 of W_l, then trimmed
+                j0 = (lo - first) // fan_out
+                j1 = (hi - 1 - first) // fan_out + 1
+                band = (
+                    activations[i][:, None, j0:j1, None] * deltas[i][:, :, None, :]
+                ).reshape(n, q, -1)
+                offset = first + j0 * fan_out
+                out[:, :, lo - start : hi - start] = band[
+                    :, :, lo - offset : hi - offset
+                ]
+            lo, hi = max(start, w_stop), min(stop, b_stop)
+            if lo < hi:  # biases
+                out[:, :, lo - start : hi - start] = deltas[i][
+                    :, :, lo - w_stop : hi - w_stop
+                ]
+        return out.reshape(n * q, stop - start)
 
     def logit_directional_derivative(self, X, theta, direction, active=None):
         """``J_i d`` for every row: how the logits move along ``direction``.
