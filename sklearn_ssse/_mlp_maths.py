@@ -39,6 +39,28 @@ from ._maths import ModelMaths, row_chunks
 __all__ = ["MLPMaths"]
 
 
+# Small blocks are accumulated in groups of about this many columns (one batched
+# product per group instead of one SYRK per block).
+_GROUP_COLUMNS = 1024
+
+
+def _block_groups(bounds, columns):
+    """Consecutive runs of equal-size blocks spanning at most ``columns``."""
+    groups, current = [], []
+    for index, (s, e) in enumerate(bounds):
+        size = e - s
+        if current:
+            first = bounds[current[0]]
+            if size == first[1] - first[0] and e - first[0] <= columns:
+                current.append(index)
+                continue
+            groups.append(current)
+        current = [index]
+    if current:
+        groups.append(current)
+    return groups
+
+
 class MLPMaths(ModelMaths):
     """Maths of a fitted MLPClassifier network (see the module docstring).
 
@@ -294,17 +316,49 @@ class MLPMaths(ModelMaths):
         # time, never all n_params at once) and the layers' activations and
         # backpropagated factors; each block's SYRK then has rank chunk × q.
         widest = max(e - s for s, e in bounds)
-        row_bytes = itemsize * (q * widest + 2 * (q + 1) * sum(self.layer_units))
+        row_bytes = itemsize * (
+            q * max(widest, _GROUP_COLUMNS) + 2 * (q + 1) * sum(self.layer_units)
+        )
+        diagonal = widest == 1  # block_size=1: Σ u² per coordinate, by layer
+        groups = _block_groups(bounds, max(widest, _GROUP_COLUMNS))
+        total = np.zeros(self.n_params, dtype=theta.dtype)
         for rows in row_chunks(X.shape[0], row_bytes):
             Xc = self._as_dense(X[rows], theta)
             activations = self.forward(Xc, theta, active)
             L = self._output_factor(activations[-1]).transpose(0, 2, 1)
             L = L * np.sqrt(weights[rows]).astype(theta.dtype)[:, None, None]
             deltas = self._layer_deltas(activations, L, theta)
-            for block, (s, e) in zip(blocks, bounds):
-                U = self._block_columns(activations, deltas, s, e)
-                accumulate_gram(block, U, U, same=True, in_place=True)
+            if diagonal:
+                self._add_diagonal(total, activations, deltas)
+                continue
+            for group in groups:
+                self._add_group(blocks, bounds, group, activations, deltas)
+        if diagonal:
+            return [total[s:e].reshape(1, 1).copy() for s, e in bounds]
         return [symmetrize_from_lower(block) for block in blocks]
+
+    def _add_group(self, blocks, bounds, group, activations, deltas):
+        """Add a chunk's factor rows to the blocks ``group`` (consecutive indices):
+        one SYRK for a single block, one batched product for equal small ones."""
+        first, last = group[0], group[-1]
+        s, e = bounds[first][0], bounds[last][1]
+        U = self._block_columns(activations, deltas, s, e)
+        if len(group) == 1:
+            accumulate_gram(blocks[first], U, U, same=True, in_place=True)
+            return
+        size = bounds[first][1] - s
+        stacked = U.reshape(U.shape[0], len(group), size).transpose(1, 0, 2)
+        products = np.matmul(stacked.transpose(0, 2, 1), stacked)
+        for index, product in zip(group, products):
+            blocks[index] += product
+
+    def _add_diagonal(self, total, activations, deltas):
+        """``total += Σ_iq u_iq²``: for ``W_l[j, k]`` it is ``Σ_i a_ij² Σ_q δ_iqk²``,
+        one GEMM per layer; for a bias ``Σ_iq δ_iqk²``."""
+        for i, (first, w_stop, b_stop) in enumerate(self.layer_slices):
+            squares = np.einsum("iqk,iqk->ik", deltas[i], deltas[i])
+            total[first:w_stop] += (np.square(activations[i]).T @ squares).ravel()
+            total[w_stop:b_stop] += squares.sum(axis=0)
 
     def _layer_deltas(self, activations, delta, theta):
         """The output-space vectors ``δ`` (n, q, n_outputs) backpropagated to every
