@@ -33,12 +33,6 @@ import scipy.sparse as sp
 from scipy.special import expit, log_softmax, softmax
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted
 
-from ._linalg import (
-    _multiply,
-    accumulate_gram,
-    symmetric_rank_update,
-    symmetrize_from_lower,
-)
 from ._maths import row_chunks
 
 __all__ = [
@@ -106,40 +100,11 @@ class CertificateState:
     cumulative_bound: float = 0.0
     nothing_bound: float = 0.0
     notes: tuple = field(default_factory=tuple)
-    # (θ − θ*) G (θ − θ*)ᵀ at the published parameters, carried between requests
-    # (0 at fit, where θ = θ*; None: recomputed by the next request).
-    drift_quadratic: float | None = 0.0
-    # Weighted features of forgotten rows not yet folded into ``gram`` (the
-    # dense Gram is ``gram − gram_removedᵀ gram_removed``); folded when pickled.
-    gram_removed: np.ndarray | None = None
-
-    def folded(self):
-        """This state with the forgotten rows folded into ``gram``."""
-        removed = getattr(self, "gram_removed", None)
-        if removed is None or self.gram is None:
-            return self
-        return self.replace(gram=_fold_removed(self.gram, removed), gram_removed=None)
-
-    def __reduce__(self):
-        # Pickles and copies hold the folded Gram only: no forgotten rows.
-        state = self.folded()
-        return (_restore_certificate_state, (dict(vars(state)),))
 
     def replace(self, **changes):
         import dataclasses
 
         return dataclasses.replace(self, **changes)
-
-
-def _restore_certificate_state(fields):
-    state = object.__new__(CertificateState)
-    state.__dict__.update(fields)
-    return state
-
-
-def _fold_removed(gram, removed):
-    """``gram − removedᵀ removed`` as a new array (``gram`` unchanged)."""
-    return symmetric_rank_update(gram, removed.T, sign=-1.0)
 
 
 # -- fit --
@@ -153,11 +118,11 @@ def _augmented_chunks(maths, X, weights):
 
 def weighted_gram(maths, X, weights, dense=True):
     """``Σ_i w_i x̃_i x̃_iᵀ`` (dense) or its diagonal, one chunked pass."""
-    if dense:  # SYRKs into the lower triangle, then mirrored
+    if dense:
         G = np.zeros((maths.width, maths.width))
         for Y in _augmented_chunks(maths, X, weights):
-            accumulate_gram(G, Y, Y, same=True, in_place=True)
-        return symmetrize_from_lower(G)
+            G += Y.T @ Y
+        return G
     diagonal = np.zeros(maths.width)
     for Y in _augmented_chunks(maths, X, weights):
         diagonal += np.einsum("ij,ij->j", Y, Y)
@@ -297,56 +262,17 @@ def request_certificate(
     Delta = delta.reshape(shape)
 
     # The Gram of the rows still there (the Taylor term sums over them only).
-    # With the dense Gram, G = gram − YᵀY: the forgotten rows' weighted features
-    # ``Y`` are stacked (``gram_removed``) and folded into ``gram`` once they
-    # pass an eighth of its width, or when the state is pickled or copied, as
-    # the stored inverse's factors are (``_curvature_lowrank``). A request then
-    # reads ``gram`` once, for ``G Δᵀ``; ``θ − θ*``'s quadratic form is carried
-    # from the previous request (``drift_quadratic``) and corrected for the rows
-    # taken out, instead of a second pass.
     gram, diagonal = cert.gram, cert.gram_diagonal
-    removed = getattr(cert, "gram_removed", None)
-    drift_vector = theta - np.asarray(point, dtype=np.float64)
-    Drift = drift_vector.reshape(shape)
-    carried_drift = getattr(cert, "drift_quadratic", None)
-    if gram is None:
-        carried_drift = None
     if X is not None and X.shape[0]:
         weights = np.asarray(removed_weights, dtype=np.float64)
         if gram is not None:
-            chunks = list(_augmented_chunks(maths, X, weights * np.ones(X.shape[0])))
-            if removed is not None:
-                chunks.insert(0, removed)
-            removed = chunks[0] if len(chunks) == 1 else np.vstack(chunks)
-            new_rows = removed[removed.shape[0] - X.shape[0] :]
-            diagonal = diagonal - np.einsum("ij,ij->j", new_rows, new_rows)
-            if carried_drift is not None:
-                carried_drift -= float(np.sum(np.square(new_rows @ Drift.T)))
-            if removed.shape[0] > max(1, gram.shape[0] // 8):
-                gram, removed = _fold_removed(gram, removed), None
+            gram = gram - weighted_gram(maths, X, weights, dense=True)
+            diagonal = np.diag(gram).copy()
         else:
             diagonal = diagonal - weighted_gram(maths, X, weights, dense=False)
         diagonal = np.maximum(diagonal, 0.0)
-    after = cert.replace(gram=gram, gram_diagonal=diagonal, gram_removed=removed)
-    if gram is not None:
-
-        def gram_times(M):
-            out = _multiply(gram, np.asfortranarray(M))
-            if removed is not None:
-                out -= removed.T @ (removed @ M)
-            return out
-
-        G_delta = gram_times(Delta.T)
-        quad = float(np.sqrt(max(np.sum(Delta.T * G_delta), 0.0)))
-        if carried_drift is None:
-            carried_drift = float(np.sum(Drift.T * gram_times(Drift.T)))
-        drift_quad = float(np.sqrt(max(carried_drift, 0.0)))
-        # (θ' − θ*) G (θ' − θ*)ᵀ for the next request.
-        next_drift = carried_drift + 2 * float(np.sum(Drift.T * G_delta)) + quad**2
-    else:
-        quad = _gram_quadratic(after, Delta)
-        drift_quad = _gram_quadratic(after, Drift)
-        next_drift = None
+    after = cert.replace(gram=gram, gram_diagonal=diagonal)
+    quad = _gram_quadratic(after, Delta)
     norm = min(after.gram_norm, float(diagonal.sum()))
 
     # 1. The step term ĝ + H*δ.
@@ -366,10 +292,11 @@ def request_certificate(
         step_term = float(np.linalg.norm(term))
         if np.any(rounding):
             kappa = _BINARY_CURVATURE_MAX if cert.binary else _SOFTMAX_CURVATURE_MAX
-            # √(ρ G ρᵀ) ≤ √norm ‖ρ‖: the rounding is tiny, no pass over G.
             step_term += float(
                 np.linalg.norm(cert.penalty * rounding)
-                + kappa * norm * np.linalg.norm(rounding)
+                + kappa
+                * np.sqrt(norm)
+                * _gram_quadratic(after, rounding.reshape(shape))
             )
     else:
         # 0 ⪯ ∇²(data) ⪯ κ (G ⊗ I): ‖(data Hessian) δ‖ ≤ κ √Λ √tr(ΔGΔᵀ).
@@ -381,7 +308,9 @@ def request_certificate(
     # a_i = Δx̃_i, b_i = (θ − θ*)x̃_i: through the Gram's norm, or row by row
     # (Σ ≤ R Σ C w |c_i||a_i|, then Cauchy–Schwarz). Both hold; take the smaller.
     gamma = BINARY_HESSIAN_LIPSCHITZ if cert.binary else SOFTMAX_HESSIAN_LIPSCHITZ
+    drift_vector = theta - np.asarray(point, dtype=np.float64)
     drift = float(np.linalg.norm(drift_vector))
+    drift_quad = _gram_quadratic(after, drift_vector.reshape(shape))
     through_norm = (drift + 0.5 * float(np.linalg.norm(delta))) * np.sqrt(norm) * quad
     row_by_row = (drift_quad + 0.5 * quad) * quad
     taylor_term = gamma * cert.row_norm * min(through_norm, row_by_row)
@@ -401,7 +330,7 @@ def request_certificate(
         "cumulative_gradient_bound": _json_float(cumulative),
     }
     return certificate, after.replace(
-        cumulative_bound=cumulative, nothing_bound=nothing, drift_quadratic=next_drift
+        cumulative_bound=cumulative, nothing_bound=nothing
     )
 
 
@@ -416,7 +345,7 @@ def uncertified(cert, reason):
         "note": reason,
     }
     return certificate, cert.replace(
-        cumulative_bound=np.inf, notes=cert.notes + (reason,), drift_quadratic=None
+        cumulative_bound=np.inf, notes=cert.notes + (reason,)
     )
 
 
