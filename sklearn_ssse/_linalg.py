@@ -337,8 +337,8 @@ _SYRK_MIN_RANK = 24
 _PANEL_ROWS = 64
 
 
-def symmetric_rank_update(A, V, sign=1.0):
-    """``A + V Vᵀ`` (``A − V Vᵀ`` with ``sign=-1``) as a new array, ``A`` unchanged.
+def symmetric_rank_update(A, V):
+    """``A + V Vᵀ`` as a new array, ``A`` left unchanged.
 
     Memory-bound for a small rank: ``A`` is read once and the result written
     once. A large result is a copy of ``A`` updated in place by scipy's BLAS (a
@@ -351,13 +351,9 @@ def symmetric_rank_update(A, V, sign=1.0):
     """
     d, r = V.shape
     V = V.astype(A.dtype, copy=False)
-    combine = np.add if sign > 0 else np.subtract
     if r >= _SYRK_MIN_RANK or not A.flags.c_contiguous:
         out = V @ V.T
-        if sign > 0:
-            out += A
-        else:
-            np.subtract(A, out, out=out)
+        out += A
         return out
     if A.nbytes <= IN_PLACE_MIN_BYTES:
         out = np.empty_like(A)
@@ -366,17 +362,16 @@ def symmetric_rank_update(A, V, sign=1.0):
         VT = V.T
         for start in range(0, d, _PANEL_ROWS):
             rows = slice(start, start + _PANEL_ROWS)
-            combine(A[rows], V[rows] @ VT, out=out[rows])
+            np.add(A[rows], V[rows] @ VT, out=out[rows])
         return out
     out = A.copy()
     # BLAS sees out.T, Fortran-ordered; out is symmetric either way.
-    alpha = 1.0 if sign > 0 else -1.0
     if r == 1:
         ger = get_blas_funcs("ger", (out,))
-        result = ger(alpha, V[:, 0], V[:, 0], a=out.T, overwrite_a=1)
+        result = ger(1.0, V[:, 0], V[:, 0], a=out.T, overwrite_a=1)
     else:
         gemm = get_blas_funcs("gemm", (out,))
-        result = gemm(alpha, V, V, beta=1.0, c=out.T, trans_b=1, overwrite_c=1)
+        result = gemm(1.0, V, V, beta=1.0, c=out.T, trans_b=1, overwrite_c=1)
     if not np.shares_memory(result, out):  # pragma: no cover (BLAS copied)
         out[...] = result.T
     return out

@@ -33,6 +33,7 @@ import scipy.sparse as sp
 from scipy.special import expit, log_softmax, softmax
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted
 
+from ._linalg import accumulate_gram, symmetrize_from_lower
 from ._maths import row_chunks
 
 __all__ = [
@@ -128,11 +129,11 @@ def _augmented_chunks(maths, X, weights):
 
 def weighted_gram(maths, X, weights, dense=True):
     """``Σ_i w_i x̃_i x̃_iᵀ`` (dense) or its diagonal, one chunked pass."""
-    if dense:
+    if dense:  # SYRKs into the lower triangle, then mirrored
         G = np.zeros((maths.width, maths.width))
         for Y in _augmented_chunks(maths, X, weights):
-            G += Y.T @ Y
-        return G
+            accumulate_gram(G, Y, Y, same=True, in_place=True)
+        return symmetrize_from_lower(G)
     diagonal = np.zeros(maths.width)
     for Y in _augmented_chunks(maths, X, weights):
         diagonal += np.einsum("ij,ij->j", Y, Y)
