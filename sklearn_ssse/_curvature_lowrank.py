@@ -270,6 +270,16 @@ class LowRankUpdatedInverse(BlockDiagonalInverse):
     def __reduce__(self):
         return (BlockDiagonalInverse, (self.bounds, self.inverses))
 
+    def __getstate__(self):
+        # For serialisers that walk ``__dict__`` (skops): the compacted blocks as
+        # the bases, no factors.
+        return {
+            "_bounds": self.bounds,
+            "bases": self.inverses,
+            "factors": [None] * len(self.bounds),
+            "_dense": None,
+        }
+
 
 def _columns(factor):
     buffer, rank = factor

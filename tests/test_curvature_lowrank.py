@@ -165,3 +165,19 @@ def test_model_requests_match_eager_requests(monkeypatch):
     restored.partial_forget(X[40:41], y[40:41])
     lazy.partial_forget(X[40:41], y[40:41])
     assert_allclose(restored.coef_, lazy.coef_, rtol=1e-9, atol=1e-12)
+
+
+def test_skops_round_trip_of_a_lazy_state():
+    sio = pytest.importorskip("skops.io")
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 90))
+    y = (X[:, 0] + rng.normal(size=300) > 0).astype(int)
+    model = ErasableLogisticRegression().fit(X, y)
+    model.partial_forget(X[:3], y[:3])
+    assert isinstance(model.erasure_state_.curvature, LowRankUpdatedInverse)
+    data = sio.dumps(model)
+    loaded = sio.loads(data, trusted=sio.get_untrusted_types(data=data))
+    assert loaded.erasure_state_.curvature.rank == [0]  # compacted
+    for m in (model, loaded):
+        m.partial_forget(X[3:5], y[3:5])
+    assert_allclose(loaded.coef_, model.coef_, rtol=1e-9, atol=1e-12)
