@@ -1,16 +1,33 @@
 """Request latency and curvature build, each as a ratio to its floor in the same run.
 
-The floor of a request is its own linear algebra written directly in numpy/BLAS
-calls, with nothing of the library around it: one pass over the stored inverse
-``M⁻¹`` against ``[U, g]`` (the rows' curvature factor and the step's gradient), the
-``k × k`` Cholesky factor of Woodbury's capacitance, and one write of the downdated
-inverse ``M⁻¹ + V Vᵀ`` (a copy updated in place by BLAS for a small rank, a SYRK for
-a large one), the step ``M⁻¹g + V(Vᵀg)`` following without another pass. The
-"plain numpy" column is the same maths written naively (``A @ U``, ``A + V @ V.T``,
-then ``new @ g``), as the issue measured it. The floor of the curvature build is one
-``syrk`` of the same shape (``n × P``, ``P`` parameters) from scipy's BLAS.
+**Requests** run as a stream on one fitted model (each request forgets new rows), as
+a server would see them. The request's floor is its own linear algebra written
+plainly in numpy/BLAS, as the library publishes it (``LowRankUpdatedInverse``, the
+default for dense blocks): one product of the stored base inverse ``A`` with
+``[U, g]`` (the rows' curvature factor and the step's gradient; one GEMV per column
+up to four columns, which beats OpenBLAS's GEMM on thin operands), the ``k × k``
+Cholesky factor of Woodbury's capacitance, the triangular solve for the new factor
+columns ``W = A U L⁻ᵀ``, their append to a preallocated ``V``, and the step
+``A g + W (Wᵀ g)``. No ``d × d`` write. (The floor starts each time from an empty
+``V``, so it is slightly optimistic against the stream, whose ``V`` grows until
+its compaction.) When a request's rank is above ``d/8`` the library writes the
+downdated inverse at once (eager); so does the floor. The "eager floor" column
+is the copy-and-update floor (one read, one ``d × d`` write, as every request
+cost before the low-rank representation), for comparison; "plain numpy" is the
+eager maths written naively. "No certificate" is the same request on a model
+whose state holds no certificate (the data-free certificate reads its
+``d × d`` Gram once per request, a second pass the floor does not include).
 
-Run ``python benchmarks/bench_latency.py`` (about two minutes); ``--quick`` for a
+**Build**: ``_fit_erasure_state`` against one ``syrk`` of the same shape (``n × P``,
+``P`` parameters) from scipy's BLAS, with and without the certificate's Gram (a
+second ``syrk`` of ``n × width``) and with the ``P × P`` inversion timed apart.
+
+**MLP fit**: ``ErasableMLPClassifier.fit`` against ``MLPClassifier.fit`` (784
+inputs, 64 hidden units), for the default Gauss–Newton blocks of 1 024 and cheaper
+``block_size`` options; fidelity of each option is the relative distance of its
+erasure step (one request of 1 % of the rows) to the default blocks' step.
+
+Run ``python benchmarks/bench_latency.py`` (about four minutes); ``--quick`` for a
 smoke run that writes nothing. ``--threads`` sets the BLAS threads (default 1: on a
 shared machine, multi-threaded timings measure the other tenants). Writes
 ``benchmarks/results/latency.md``.
@@ -34,6 +51,7 @@ from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
 from sklearn_ssse import ErasableLogisticRegression
+from sklearn_ssse._linalg import spd_inverse
 from sklearn_ssse.multioutput import ErasableMultiOutputClassifier
 from sklearn_ssse.neural_network import ErasableMLPClassifier
 
@@ -96,6 +114,29 @@ def floor_request(A, U, g):
     return new, P[:, k] + V @ (V.T @ g)
 
 
+def floor_lazy_request(A, U, g, V=None):
+    """The published low-rank downdate and its step, written plainly.
+
+    ``V`` is a preallocated ``d × r_max`` factor buffer (its first columns are
+    written); a request of rank above ``d/8`` is eager, as in the library.
+    """
+    d, k = U.shape
+    if k > max(1, d // 8) or d < 64:
+        return floor_request(A, U, g)
+    block = np.empty((d, k + 1), dtype=A.dtype, order="F")
+    block[:, :k], block[:, k] = U, g
+    if k + 1 <= 4:
+        P = np.empty_like(block)
+        for j in range(k + 1):
+            np.matmul(A, block[:, j], out=P[:, j])
+    else:
+        P = A @ block
+    L = np.linalg.cholesky(np.eye(k, dtype=A.dtype) - U.T @ P[:, :k])
+    W = P[:, :k] / L[0, 0] if k == 1 else np.linalg.solve(L, P[:, :k].T).T
+    V[:, :k] = W
+    return V, P[:, k] + W @ (W.T @ g)
+
+
 def naive_request(A, U, g):
     """The same maths written plainly (the issue's "plain numpy" column)."""
     MU = A @ U
@@ -124,6 +165,7 @@ def request_operands(model, X, y):
 
 
 def binary_rows(d, k, repeats, n=3000):
+    """A stream of ``repeats`` requests of ``k`` new rows on one model."""
     X, y = make_classification(
         n_samples=n, n_features=d - 1, n_informative=min(50, d // 4), random_state=0
     )
@@ -131,17 +173,28 @@ def binary_rows(d, k, repeats, n=3000):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         model = ErasableLogisticRegression(max_iter=50).fit(X, y)
-    Xk, yk = X[:k].copy(), y[:k].copy()
-    A, U, g = request_operands(model, Xk, yk)
+    bare = copy.deepcopy(model)  # the same model without the certificate
+    bare.erasure_state_ = bare.erasure_state_.replace(certificate_state=None)
+    rows = [slice(i * k, (i + 1) * k) for i in range(repeats + 1)]
+    operands = request_operands(model, X[rows[0]], y[rows[0]])
+    buffer = np.empty((d, max(k, d // 8)), dtype=operands[0].dtype, order="F")
+    stream = iter(rows)
+    bare_stream = iter(rows)
     t = interleaved(
         {
-            "request": lambda: copy.copy(model).partial_forget(Xk, yk),
-            "floor": lambda: floor_request(A, U, g),
-            "naive": lambda: naive_request(A, U, g),
+            "request": lambda: model.partial_forget(*_rows(X, y, next(stream))),
+            "bare": lambda: bare.partial_forget(*_rows(X, y, next(bare_stream))),
+            "floor": lambda: floor_lazy_request(*operands, V=buffer),
+            "eager": lambda: floor_request(*operands),
+            "naive": lambda: naive_request(*operands),
         },
         repeats,
     )
     return f"binary, d = {d}, {k} row{'s' if k > 1 else ''}", t
+
+
+def _rows(X, y, rows):
+    return X[rows], y[rows]
 
 
 def multioutput_rows(L, m, k, repeats, dtype, n=2000):
@@ -175,6 +228,7 @@ def multioutput_rows(L, m, k, repeats, dtype, n=2000):
         },
         repeats,
     )
+    t["bare"] = t["eager"] = t["bare_best"] = t["eager_best"] = float("nan")
     name = np.dtype(dtype).name
     return f"multi-output {L} × {m}, {name}, {k} row{'s' if k > 1 else ''}", t
 
@@ -197,10 +251,19 @@ def build_row(n, m, n_classes, repeats):
     # The floor's operand: n × P, Fortran-ordered for BLAS (made outside the timing).
     Z = np.asfortranarray(np.tile(np.hstack([X, np.ones((n, 1))]), (1, outputs)))
     syrk = get_blas_funcs("syrk", (Z,))
+    bare = copy.copy(model)
+    bare._certificate_supported = lambda: False  # the build without the certificate
+    M = np.eye(P) * 2.0
+
+    def inversion():
+        spd_inverse(M.copy(), overwrite=True)
+
     t = interleaved(
         {
             "build": lambda: copy.copy(model)._fit_erasure_state(X, yi, np.ones(n)),
+            "bare": lambda: copy.copy(bare)._fit_erasure_state(X, yi, np.ones(n)),
             "syrk": lambda: syrk(1.0, Z, trans=1),
+            "inversion": inversion,
         },
         repeats,
     )
@@ -208,22 +271,47 @@ def build_row(n, m, n_classes, repeats):
     return f"{kind}, n = {n}, P = {P}", t
 
 
-def mlp_row(n, repeats):
+def mlp_rows(n, options):
+    """Fit times of the erasable MLP per option, the plain fit's, and fidelity."""
     rng = np.random.default_rng(0)
     X = rng.random((n, 784))
     y = rng.integers(0, 10, size=n)
     X[np.arange(n), y * 78] += 3.0  # something to learn
     params = dict(hidden_layer_sizes=(64,), max_iter=20, random_state=0)
+    forget = rng.choice(n, size=max(1, n // 100), replace=False)
+    out = {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        t = interleaved(
-            {
-                "erasable": lambda: ErasableMLPClassifier(**params).fit(X, y),
-                "plain": lambda: MLPClassifier(**params).fit(X, y),
-            },
-            repeats,
-        )
-    return t
+        start = time.perf_counter()
+        MLPClassifier(**params).fit(X, y)
+        out["plain"] = time.perf_counter() - start
+        steps = {}
+        for name, extra in options.items():
+            start = time.perf_counter()
+            model = ErasableMLPClassifier(**params, **extra).fit(X, y)
+            elapsed = time.perf_counter() - start
+            before = model._get_flat_params().copy()
+            model.partial_forget(X[forget], y[forget])
+            steps[name] = model._get_flat_params() - before
+            out[name] = elapsed
+    reference = steps[next(iter(options))]
+    fidelity = {
+        name: float(np.linalg.norm(step - reference) / np.linalg.norm(reference))
+        for name, step in steps.items()
+    }
+    return out, fidelity
+
+
+MLP_OPTIONS = {
+    "block_size=1024 (default)": {},
+    "block_size=256": {"block_size": 256},
+    "block_size=64": {"block_size": 64},
+    "block_size=1 (diagonal)": {"block_size": 1},
+}
+
+
+def _ms(seconds):
+    return f"{seconds * 1e3:.2f} ms"
 
 
 def main(quick, threads):
@@ -241,8 +329,14 @@ def main(quick, threads):
                 )
         n = 4000 if quick else 20000
         builds = [build_row(n, 400, 2, max(3, r // 5)), build_row(n, 300, 3, 3)]
-        mlp_rows = 500 if quick else 1000
-        mlp = mlp_row(mlp_rows, 1)
+        mlp_n = 300 if quick else 1000
+        options = MLP_OPTIONS
+        if quick:  # the default blocks take minutes: a smaller reference
+            options = {
+                "block_size=64 (quick run's reference)": {"block_size": 64},
+                "block_size=1 (diagonal)": {"block_size": 1},
+            }
+        mlp, fidelity = mlp_rows(mlp_n, options)
 
     today = datetime.date.today()
     cores = len(os.sched_getaffinity(0))
@@ -257,45 +351,67 @@ def main(quick, threads):
         "the ratios are the figures to read (the median ratio, and the ratio of the "
         "best times, which the other jobs disturb least).",
         "",
-        "**Requests** (`partial_forget`, default Hessian, leave-k-out, full block). "
-        "Floor: the request's own linear algebra in direct numpy/BLAS calls (one "
-        "pass over the stored inverse, one write of the downdated one). Plain "
-        "numpy: the same maths written naively.",
+        "**Requests** (`partial_forget`, default Hessian, leave-k-out, full block; "
+        "binary rows: a stream of requests of new rows on one model). Floor: the "
+        "request's own linear algebra as the library publishes it, in plain "
+        "numpy/BLAS (one product `A [U, g]`, the `k × k` Cholesky factor, the "
+        "triangular solve, the new factor columns written; eager above rank "
+        "`d/8`). Eager floor: one read and one `d × d` write of the inverse. No "
+        "certificate: the same stream on a state without the data-free "
+        "certificate (which reads its `d × d` Gram once per request).",
         "",
         "| request | `partial_forget` | floor | **request / floor** | best / best "
-        "| plain numpy / floor |",
-        "|---|---|---|---|---|---|",
+        "| no certificate / floor | eager floor / floor | plain numpy / floor |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for name, t in requests:
         lines.append(
-            f"| {name} | {t['request'] * 1e3:.2f} ms | {t['floor'] * 1e3:.2f} ms | "
+            f"| {name} | {_ms(t['request'])} | {_ms(t['floor'])} | "
             f"**{t['request'] / t['floor']:.2f}** | "
             f"{t['request_best'] / t['floor_best']:.2f} | "
-            f"{t['naive'] / t['floor']:.2f} |"
+            f"{t['bare'] / t['floor']:.2f} | {t['eager'] / t['floor']:.2f} | "
+            f"{t['naive'] / t['floor']:.2f} |".replace("nan", "–")
         )
     lines += [
         "",
-        "**Curvature build** (`_fit_erasure_state`: Hessian blocks, factorisation, "
-        "gradient sums) against one `syrk` of the same shape (`n × P`).",
+        "Multi-output rows: one request on a copy of the fitted model; floor: the "
+        "eager floor per output.",
         "",
-        "| build | build | syrk | **build / syrk** | best / best |",
-        "|---|---|---|---|---|",
+        "**Curvature build** (`_fit_erasure_state`: curvature blocks, inversion, "
+        "gradient sums, the certificate's Gram) against one `syrk` of the same "
+        "shape (`n × P`). The certificate's Gram is a second `syrk` (of "
+        "`n × width`, with other weights than the curvature's), and the inversion "
+        "(`P³/3` Cholesky and `P³/3` more for the inverse) is work a `syrk` does "
+        "not do: both are shown apart.",
+        "",
+        "| build | build | syrk | **build / syrk** | best / best | build without "
+        "certificate / syrk | inversion / syrk |",
+        "|---|---|---|---|---|---|---|",
     ]
     for name, t in builds:
         lines.append(
             f"| {name} | {t['build']:.3f} s | {t['syrk']:.3f} s | "
             f"**{t['build'] / t['syrk']:.2f}** | "
-            f"{t['build_best'] / t['syrk_best']:.2f} |"
+            f"{t['build_best'] / t['syrk_best']:.2f} | "
+            f"{t['bare'] / t['syrk']:.2f} | {t['inversion'] / t['syrk']:.2f} |"
         )
     lines += [
         "",
-        f"**MLP fit**, 784 inputs, 64 hidden units, {mlp_rows} rows, 20 "
-        f"epochs: `ErasableMLPClassifier.fit` {mlp['erasable']:.2f} s against "
-        f"`MLPClassifier.fit` {mlp['plain']:.2f} s, "
-        f"**{mlp['erasable'] / mlp['plain']:.1f}×** "
-        "(the difference is the curvature build of the default blocks of 1 024).",
+        f"**MLP fit**, 784 inputs, 64 hidden units, {mlp_n} rows, 20 epochs "
+        "(Gauss–Newton curvature): `ErasableMLPClassifier.fit` against "
+        f"`MLPClassifier.fit` ({mlp['plain']:.2f} s), one run each. Step "
+        "distance: `‖δ − δ_default‖ / ‖δ_default‖` for one request of 1 % of the "
+        "rows (the first option is the reference).",
         "",
+        "| `block_size` | fit | **fit / plain fit** | step distance |",
+        "|---|---|---|---|",
     ]
+    for name in options:
+        lines.append(
+            f"| {name} | {mlp[name]:.2f} s | **{mlp[name] / mlp['plain']:.1f}×** | "
+            f"{fidelity[name]:.3f} |"
+        )
+    lines.append("")
     text = "\n".join(lines)
     print(text)
     if not quick:

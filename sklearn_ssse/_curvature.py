@@ -160,6 +160,13 @@ class BlockDiagonalInverse(CurvatureInverse):
     # Woodbury is cheaper than a dense re-solve while the rank stays below this
     # fraction of the block size (flop counts d²r + r³ against d³).
     woodbury_max_rank_fraction = 1.0
+    # Downdates by factors publish a LowRankUpdatedInverse (``_curvature_lowrank``:
+    # the blocks shared, Woodbury factors accumulated) instead of writing new
+    # blocks, compacting a block once its accumulated rank passes this fraction of
+    # its size: a lazy request then costs at most a quarter more than one read of
+    # the block, the eager write at least half more (docs/latency.md).
+    lazy_downdates = True
+    max_rank_fraction = 0.125
 
     def __init__(self, bounds, inverses):
         self._bounds = [tuple(map(int, b)) for b in bounds]
@@ -176,6 +183,33 @@ class BlockDiagonalInverse(CurvatureInverse):
             bounds = [(0, n_params)]
         itemsize = np.dtype(dtype).itemsize
         return int(sum((stop - start) ** 2 for start, stop in bounds) * itemsize)
+
+    @classmethod
+    def estimate_factor_nbytes(cls, bounds, dtype):
+        """Bytes the accumulated low-rank factors can reach before compaction."""
+        from ._curvature_lowrank import max_rank
+
+        itemsize = np.dtype(dtype).itemsize
+        return int(
+            sum(
+                (stop - start) * max_rank(stop - start, cls.max_rank_fraction)
+                for start, stop in bounds
+            )
+            * itemsize
+            * cls.lazy_downdates
+        )
+
+    def _lazy(self):
+        """This inverse as a :class:`LowRankUpdatedInverse` of rank 0, or None."""
+        if not self.lazy_downdates or self.is_diagonal:
+            return None
+        if _array_api.namespace(self.inverses[0])[0] is not None:
+            return None  # other namespaces: the eager downdate, on their device
+        from ._curvature_lowrank import LowRankUpdatedInverse
+
+        return LowRankUpdatedInverse(
+            self.bounds, self.inverses, [None] * len(self.bounds)
+        )
 
     @classmethod
     def from_blocks(cls, bounds, matrices):
@@ -277,6 +311,9 @@ class BlockDiagonalInverse(CurvatureInverse):
                 )
             inverses = (1.0 / remaining).astype(self.dtype).reshape(-1, 1, 1)
             return type(self)(self.bounds, list(inverses))
+        lazy = self._lazy() if factors is not None and prior is None else None
+        if lazy is not None:
+            return lazy.downdated(factors=factors)
         if prior is not None:
             new = [
                 projected_downdate(inv, W, prior[start:stop])
@@ -296,6 +333,9 @@ class BlockDiagonalInverse(CurvatureInverse):
         """
         if self.is_diagonal:
             return super().downdated_and_applied(factors, vector)
+        lazy = self._lazy()
+        if lazy is not None:
+            return lazy.downdated_and_applied(factors, vector)
         vector = np.asarray(vector)
         old = np.empty(vector.shape, dtype=self.dtype)
         new_applied = np.empty(vector.shape, dtype=self.dtype)

@@ -53,7 +53,7 @@ def symmetrize_from_lower(A, panel=256):
 IN_PLACE_MIN_BYTES = 4 * 2**20
 
 
-def accumulate_gram(out, A, B, v=None, same=False):
+def accumulate_gram(out, A, B, v=None, same=False, in_place=None):
     """``out += Aᵀ diag(v) B`` over a chunk of rows, in place where BLAS allows.
 
     With ``same`` (``A`` is ``B``) and ``v ≥ 0`` (or ``v=None``: no weights) it is
@@ -61,7 +61,9 @@ def accumulate_gram(out, A, B, v=None, same=False):
     :func:`symmetrize_from_lower`. ``A`` and ``B`` may be dense or sparse. When
     ``out`` is large and C-contiguous the product is written straight into it by
     scipy's BLAS (no ``d × d`` temporary); otherwise numpy computes it aside and
-    adds it. When both are sparse the product is a sparse one (SpGEMM) whose
+    adds it; ``in_place=True`` forces scipy's BLAS whatever the size (a build,
+    where SYRK's halved flops matter more than switching thread pools). When
+    both are sparse the product is a sparse one (SpGEMM) whose
     stored entries alone are added to ``out`` (:func:`add_sparse_into`): its cost
     follows the non-zeros, and nothing of ``out``'s size is allocated.
     """
@@ -82,7 +84,7 @@ def accumulate_gram(out, A, B, v=None, same=False):
         else:
             out += as_dense(A.T @ B)
         return
-    small = out.nbytes <= IN_PLACE_MIN_BYTES
+    small = out.nbytes <= IN_PLACE_MIN_BYTES if in_place is None else not in_place
     if small or not (out.flags.c_contiguous and out.dtype == A.dtype == B.dtype):
         out += A.T @ B
         return

@@ -408,10 +408,12 @@ class LogisticMaths(ModelMaths):
                 part = block[off_b : off_b + hi_b - lo_b, off_a : off_a + hi_a - lo_a]
                 if a == b and np.all(v >= 0):
                     Y = self._columns(X, lo_a, hi_a, np.sqrt(v))
-                    accumulate_gram(part, Y, Y, same=True)
+                    accumulate_gram(part, Y, Y, same=True, in_place=True)
                 else:
                     weighted = self._columns(X, lo_b, hi_b, v)
-                    accumulate_gram(part, weighted, self._columns(X, lo_a, hi_a))
+                    accumulate_gram(
+                        part, weighted, self._columns(X, lo_a, hi_a), in_place=True
+                    )
 
     def _add_block_sparse(self, block, segs, columns, p, r, w, kind):
         """:meth:`_add_block` for a sparse chunk: one sparse product per pair of

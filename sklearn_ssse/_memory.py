@@ -193,6 +193,8 @@ def estimate_block_diagonal(
     sizes = np.array([stop - start for start, stop in bounds], dtype=np.int64)
     n_params = int(sizes.sum())
     blocks = BlockDiagonalInverse.estimate_nbytes(n_params, dtype, bounds=bounds)
+    # Requests accumulate low-rank factors next to the blocks until compaction.
+    factors = BlockDiagonalInverse.estimate_factor_nbytes(bounds, dtype)
     largest = int(sizes.max(initial=0)) ** 2 * itemsize
     # Fitted point, coefficients, residual gradient, damping and data diagonals,
     # one more for the step; the class sums of class_weight="balanced".
@@ -214,7 +216,9 @@ def estimate_block_diagonal(
     # the training set has rows enough for such a request.
     smallest = int(sizes.min(initial=0))
     high_rank = max_request_rank is None or smallest < max_request_rank
-    request_peak = (2 + high_rank) * blocks + 2 * largest + vectors + sums + working
+    request_peak = (
+        (2 + high_rank) * blocks + factors + 2 * largest + vectors + sums + working
+    )
     if len(sizes) == 1:
         structure = f"1 dense block of {n_params:,} coordinates"
     else:
@@ -225,7 +229,7 @@ def estimate_block_diagonal(
     return MemoryEstimate(
         structure=structure,
         params={} if params is None else dict(params),
-        stored_bytes=blocks + vectors,
+        stored_bytes=blocks + factors + vectors,
         fit_peak_bytes=fit_peak,
         request_peak_bytes=request_peak,
         dtype=np.dtype(dtype),

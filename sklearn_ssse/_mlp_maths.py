@@ -39,6 +39,28 @@ from ._maths import ModelMaths, row_chunks
 __all__ = ["MLPMaths"]
 
 
+# Small blocks are accumulated in groups of about this many columns (one batched
+# product per group instead of one SYRK per block).
+_GROUP_COLUMNS = 1024
+
+
+def _block_groups(bounds, columns):
+    """Consecutive runs of equal-size blocks spanning at most ``columns``."""
+    groups, current = [], []
+    for index, (s, e) in enumerate(bounds):
+        size = e - s
+        if current:
+            first = bounds[current[0]]
+            if size == first[1] - first[0] and e - first[0] <= columns:
+                current.append(index)
+                continue
+            groups.append(current)
+        current = [index]
+    if current:
+        groups.append(current)
+    return groups
+
+
 class MLPMaths(ModelMaths):
     """Maths of a fitted MLPClassifier network (see the module docstring).
 
@@ -290,14 +312,94 @@ class MLPMaths(ModelMaths):
         q = self.factor_rank(kind)
         itemsize = np.dtype(theta.dtype).itemsize
         blocks = [np.zeros((e - s, e - s), dtype=theta.dtype) for s, e in bounds]
-        row_bytes = itemsize * (2 * q * self.n_params + 2 * sum(self.layer_units))
+        # Per row: the q factor columns of the widest block (made one block at a
+        # time, never all n_params at once) and the layers' activations and
+        # backpropagated factors; each block's SYRK then has rank chunk × q.
+        widest = max(e - s for s, e in bounds)
+        row_bytes = itemsize * (
+            q * max(widest, _GROUP_COLUMNS) + 2 * (q + 1) * sum(self.layer_units)
+        )
+        diagonal = widest == 1  # block_size=1: Σ u² per coordinate, by layer
+        groups = _block_groups(bounds, max(widest, _GROUP_COLUMNS))
+        total = np.zeros(self.n_params, dtype=theta.dtype)
         for rows in row_chunks(X.shape[0], row_bytes):
-            U = self.factor_rows(X[rows], y[rows], theta, active, kind)
-            U *= np.sqrt(weights[rows])[:, None, None]
-            U = U.reshape(-1, self.n_params)
-            for block, (s, e) in zip(blocks, bounds):
-                accumulate_gram(block, U[:, s:e], U[:, s:e], same=True)
+            Xc = self._as_dense(X[rows], theta)
+            activations = self.forward(Xc, theta, active)
+            L = self._output_factor(activations[-1]).transpose(0, 2, 1)
+            L = L * np.sqrt(weights[rows]).astype(theta.dtype)[:, None, None]
+            deltas = self._layer_deltas(activations, L, theta)
+            if diagonal:
+                self._add_diagonal(total, activations, deltas)
+                continue
+            for group in groups:
+                self._add_group(blocks, bounds, group, activations, deltas)
+        if diagonal:
+            return [total[s:e].reshape(1, 1).copy() for s, e in bounds]
         return [symmetrize_from_lower(block) for block in blocks]
+
+    def _add_group(self, blocks, bounds, group, activations, deltas):
+        """Add a chunk's factor rows to the blocks ``group`` (consecutive indices):
+        one SYRK for a single block, one batched product for equal small ones."""
+        first, last = group[0], group[-1]
+        s, e = bounds[first][0], bounds[last][1]
+        U = self._block_columns(activations, deltas, s, e)
+        if len(group) == 1:
+            accumulate_gram(blocks[first], U, U, same=True, in_place=True)
+            return
+        size = bounds[first][1] - s
+        stacked = U.reshape(U.shape[0], len(group), size).transpose(1, 0, 2)
+        products = np.matmul(stacked.transpose(0, 2, 1), stacked)
+        for index, product in zip(group, products):
+            blocks[index] += product
+
+    def _add_diagonal(self, total, activations, deltas):
+        """``total += Σ_iq u_iq²``: for ``W_l[j, k]`` it is ``Σ_i a_ij² Σ_q δ_iqk²``,
+        one GEMM per layer; for a bias ``Σ_iq δ_iqk²``."""
+        for i, (first, w_stop, b_stop) in enumerate(self.layer_slices):
+            squares = np.einsum("iqk,iqk->ik", deltas[i], deltas[i])
+            total[first:w_stop] += (np.square(activations[i]).T @ squares).ravel()
+            total[w_stop:b_stop] += squares.sum(axis=0)
+
+    def _layer_deltas(self, activations, delta, theta):
+        """The output-space vectors ``δ`` (n, q, n_outputs) backpropagated to every
+        layer: ``[δ_0, …, δ_last]``, ``δ_l`` of shape (n, q, fan_out of layer l)."""
+        layers = self._views(theta)
+        derivative = DERIVATIVES[self.activation]
+        deltas = [None] * len(layers)
+        for i in range(len(layers) - 1, -1, -1):
+            deltas[i] = delta
+            if i > 0:
+                delta = delta @ layers[i][0].T
+                slope = np.ones_like(activations[i])
+                derivative(activations[i], slope)
+                delta *= slope[:, None, :]
+        return deltas
+
+    def _block_columns(self, activations, deltas, start, stop):
+        """Columns ``start:stop`` of the factor rows ``J_iᵀ δ_iq``, as a C-ordered
+        ``(n·q, stop − start)`` array: for a weight ``W_l[j, k]`` the column is
+        ``a_l[:, j] δ_l[:, :, k]``, for a bias ``δ_l[:, :, k]``."""
+        n, q = deltas[0].shape[:2]
+        out = np.empty((n, q, stop - start), dtype=deltas[0].dtype)
+        for i, (first, w_stop, b_stop) in enumerate(self.layer_slices):
+            fan_out = b_stop - w_stop
+            lo, hi = max(start, first), min(stop, w_stop)
+            if lo < hi:  # weights: whole rows j0..j1 of W_l, then trimmed
+                j0 = (lo - first) // fan_out
+                j1 = (hi - 1 - first) // fan_out + 1
+                band = (
+                    activations[i][:, None, j0:j1, None] * deltas[i][:, :, None, :]
+                ).reshape(n, q, -1)
+                offset = first + j0 * fan_out
+                out[:, :, lo - start : hi - start] = band[
+                    :, :, lo - offset : hi - offset
+                ]
+            lo, hi = max(start, w_stop), min(stop, b_stop)
+            if lo < hi:  # biases
+                out[:, :, lo - start : hi - start] = deltas[i][
+                    :, :, lo - w_stop : hi - w_stop
+                ]
+        return out.reshape(n * q, stop - start)
 
     def logit_directional_derivative(self, X, theta, direction, active=None):
         """``J_i d`` for every row: how the logits move along ``direction``.

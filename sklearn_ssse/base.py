@@ -24,7 +24,9 @@ snapshot of the ``__dict__`` (:meth:`ErasableMixin._snapshot`), so a reader sees
 model before a request or after it, never a mix of the two.
 """
 
+import functools
 import inspect
+import operator
 import threading
 import warnings
 import weakref
@@ -32,7 +34,7 @@ from typing import NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.base import _fit_context
+from sklearn import get_config
 from sklearn.utils._metadata_requests import _routing_enabled
 from sklearn.utils.validation import (
     _check_sample_weight,
@@ -77,6 +79,28 @@ CURVATURE_PARAMS = (
 # copied or seen in ``vars(estimator)``; it goes away with the estimator.
 _LOCKS = weakref.WeakKeyDictionary()
 _LOCK_GUARD = threading.Lock()
+# The parameter values each estimator's last request validated (same keeping).
+_VALIDATED = weakref.WeakKeyDictionary()
+
+
+def _request_context(method):
+    """``_fit_context`` for a request: the parameters are validated as ``fit``
+    validates them, but only when one of them is another object than at the last
+    request (scikit-learn's validation costs more than a one-row request)."""
+
+    @functools.wraps(method)
+    def wrapper(estimator, *args, **kwargs):
+        if not get_config()["skip_parameter_validation"]:
+            values = tuple(
+                map(estimator.__dict__.get, estimator._parameter_constraints)
+            )
+            last = _VALIDATED.get(estimator)
+            if last is None or not all(map(operator.is_, values, last)):
+                estimator._validate_params()
+                _VALIDATED[estimator] = values
+        return method(estimator, *args, **kwargs)
+
+    return wrapper
 
 
 def erasure_lock(estimator):
@@ -218,6 +242,33 @@ class PartialForgetRequestMixin:
         if hasattr(self, "_partial_forget_request"):
             new._partial_forget_request = dict(self._partial_forget_request)
         return new
+
+
+def _diagonal_blocks(blocks, C, damping, damped, null, excess):
+    """``block_size=1``: the per-block rules of ``_fit_erasure_state`` at once.
+
+    Returns ``(data_diagonal, prior, inverses)``, ``inverses`` of shape
+    ``(P, 1, 1)``. Raises ``LinAlgError`` if a coordinate's curvature is not
+    positive.
+    """
+    diagonal = C * np.concatenate([b.reshape(-1) for b in blocks])
+    dtype = diagonal.dtype
+    scale = np.where(diagonal > 0, diagonal, 1.0)
+    floor = np.sqrt(np.finfo(dtype).eps) * scale
+    prior = (damping * damped + floor).astype(dtype)
+    values = diagonal + prior
+    for direction in null.T:  # a flat direction inside one coordinate
+        support = np.flatnonzero(direction)
+        if support.size == 1 and np.isclose(np.linalg.norm(direction), 1.0):
+            j = support[0]
+            values[j] += scale[j] * direction[j] ** 2
+            factor = np.zeros(diagonal.shape[0])
+            factor[j] = np.sqrt(scale[j]) * direction[j]
+            excess.append(factor)
+    if not np.all(values > 0):
+        raise np.linalg.LinAlgError("a curvature coordinate is not positive")
+    inverses = (1.0 / values).astype(dtype).reshape(-1, 1, 1)
+    return diagonal.astype(np.float64), prior, inverses
 
 
 class ErasableMixin(PartialForgetRequestMixin):
@@ -479,6 +530,13 @@ class ErasableMixin(PartialForgetRequestMixin):
                 damped = damped[index]
             prior = np.zeros(maths.n_params, dtype=theta.dtype)
             data_diagonal = np.zeros(maths.n_params, dtype=np.float64)
+            diagonal_inverses = None
+            if len(bounds) > 1 and all(e - s == 1 for s, e in bounds):
+                # block_size=1: the per-block rules below, vectorised.
+                data_diagonal[:], prior[:], diagonal_inverses = _diagonal_blocks(
+                    blocks, C, damping, damped, null, excess
+                )
+                blocks = []
             for block, (start, stop) in zip(blocks, bounds):
                 block *= C
                 diagonal = np.diag(block)
@@ -504,7 +562,10 @@ class ErasableMixin(PartialForgetRequestMixin):
                     f"{max(stop - start for start, stop in bounds)} coordinates",
                     flush=True,
                 )
-            curvature = BlockDiagonalInverse.from_blocks(bounds, blocks)
+            if diagonal_inverses is not None:
+                curvature = BlockDiagonalInverse(bounds, list(diagonal_inverses))
+            else:
+                curvature = BlockDiagonalInverse.from_blocks(bounds, blocks)
 
         class_sums = full_maths.gradient_sums(
             X, y, sample_weight, theta, active, n_classes
@@ -659,7 +720,7 @@ class ErasableMixin(PartialForgetRequestMixin):
         self._publish({"erasure_state_": state})
 
     # -- partial_forget --------------------------------------------------------------
-    @_fit_context(prefer_skip_nested_validation=True)
+    @_request_context
     def partial_forget(self, X, y, sample_weight=None, *, ledger=None):
         """Erase training rows from the fitted model in one closed-form step.
 

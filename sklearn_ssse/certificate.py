@@ -33,6 +33,7 @@ import scipy.sparse as sp
 from scipy.special import expit, log_softmax, softmax
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted
 
+from ._linalg import accumulate_gram, symmetrize_from_lower
 from ._maths import row_chunks
 
 __all__ = [
@@ -62,10 +63,18 @@ class CertificateState:
     Attributes
     ----------
     gram : ndarray of shape (width, width) or None
-        ``G = C Σ_i w_i x̃_i x̃_iᵀ`` over the rows not forgotten yet (with a
-        one-block curvature); ``None`` with a block-diagonal curvature.
+        ``G_fit = C Σ_i w_i x̃_i x̃_iᵀ`` over the training rows at ``fit`` (with a
+        one-block curvature; ``None`` with a block-diagonal curvature). It is
+        never downdated (shared by every later state, never copied): the Gram
+        of the remaining rows satisfies ``G ⪯ G_fit − Y_Sᵀ Y_S`` for the rows
+        ``Y_S`` of the request at hand, which is what the quadratic forms use.
+    gram_drift : ndarray of shape (n_outputs, width) or None
+        ``(θ − θ*) G_fit`` per output row at the parameters ``drift_at``: kept
+        up to date request by request (one product with ``G_fit`` each).
+    drift_at : ndarray of shape (n_params,) or None
+        The parameters at which ``gram_drift`` holds.
     gram_diagonal : ndarray of shape (width,)
-        Diagonal of ``G`` (always kept).
+        Diagonal of the Gram of the remaining rows (always kept, downdated).
     gram_norm : float
         Upper bound on the largest eigenvalue of ``G`` (its value at ``fit``;
         removing rows only lowers it).
@@ -97,6 +106,8 @@ class CertificateState:
     penalty: np.ndarray
     exact_hessian: bool
     binary: bool
+    gram_drift: np.ndarray | None = None
+    drift_at: np.ndarray | None = None
     cumulative_bound: float = 0.0
     nothing_bound: float = 0.0
     notes: tuple = field(default_factory=tuple)
@@ -118,11 +129,11 @@ def _augmented_chunks(maths, X, weights):
 
 def weighted_gram(maths, X, weights, dense=True):
     """``Σ_i w_i x̃_i x̃_iᵀ`` (dense) or its diagonal, one chunked pass."""
-    if dense:
+    if dense:  # SYRKs into the lower triangle, then mirrored
         G = np.zeros((maths.width, maths.width))
         for Y in _augmented_chunks(maths, X, weights):
-            G += Y.T @ Y
-        return G
+            accumulate_gram(G, Y, Y, same=True, in_place=True)
+        return symmetrize_from_lower(G)
     diagonal = np.zeros(maths.width)
     for Y in _augmented_chunks(maths, X, weights):
         diagonal += np.einsum("ij,ij->j", Y, Y)
@@ -189,12 +200,37 @@ def fit_certificate_state(
 
 
 # -- one request --
-def _gram_quadratic(cert, Delta):
-    """An upper bound on ``√tr(Δ G Δᵀ)`` (exact with the dense Gram)."""
-    if cert.gram is not None:
-        return float(np.sqrt(max(np.einsum("aj,jk,ak->", Delta, cert.gram, Delta), 0)))
-    # G ⪰ 0 with diagonal g: xᵀGx ≤ (Σ_j |x_j| √g_j)² (Cauchy–Schwarz per entry).
-    per_row = np.abs(Delta) @ np.sqrt(np.maximum(cert.gram_diagonal, 0))
+def _weighted_rows(maths, X, weights):
+    """``Y = √(C w) x̃`` of a request's rows, dense (a request is a few rows)."""
+    Xt = maths._augment(X).astype(np.float64, copy=False)
+    return Xt * np.sqrt(np.asarray(weights, dtype=np.float64))[:, None]
+
+
+def _gram_rows(gram, A):
+    """``A G`` for the few rows of ``A``: one pass over ``G`` (symmetric).
+
+    One matrix-vector product per row up to four rows (OpenBLAS's GEMM costs
+    more than a pass over the matrix on so thin a product).
+    """
+    if A.shape[0] <= 4:
+        return np.stack([gram @ a for a in A])
+    return A @ gram
+
+
+def _downdated_quadratic(A, GA, Y):
+    """``√tr(A (G − YᵀY) Aᵀ)`` from ``A G`` (``Y`` the request's rows or None)."""
+    value = float(np.einsum("aj,aj->", A, GA))
+    if Y is not None:
+        value -= float(np.sum((Y @ A.T) ** 2))
+    return float(np.sqrt(max(value, 0.0)))
+
+
+def _diagonal_quadratic(diagonal, A):
+    """An upper bound on ``√tr(A G Aᵀ)`` knowing only ``G ⪰ 0``'s diagonal.
+
+    ``xᵀGx ≤ (Σ_j |x_j| √G_jj)²`` (Cauchy–Schwarz entry by entry).
+    """
+    per_row = np.abs(A) @ np.sqrt(np.maximum(diagonal, 0))
     return float(np.linalg.norm(per_row))
 
 
@@ -261,19 +297,35 @@ def request_certificate(
     shape = (maths.n_outputs, maths.width)
     Delta = delta.reshape(shape)
 
-    # The Gram of the rows still there (the Taylor term sums over them only).
-    gram, diagonal = cert.gram, cert.gram_diagonal
+    # The Gram of the rows still there (the Taylor term sums over them only):
+    # G ⪯ G_fit − Y_SᵀY_S with Y_S this request's rows (earlier requests' rows
+    # are not subtracted: an upper bound, and no (width × width) copy per
+    # request); its diagonal is downdated exactly. One product with G_fit per
+    # request: (θ − θ*) G_fit is carried from request to request.
+    Y = None
+    diagonal = cert.gram_diagonal
     if X is not None and X.shape[0]:
-        weights = np.asarray(removed_weights, dtype=np.float64)
-        if gram is not None:
-            gram = gram - weighted_gram(maths, X, weights, dense=True)
-            diagonal = np.diag(gram).copy()
+        Y = _weighted_rows(maths, X, removed_weights)
+        diagonal = np.maximum(diagonal - np.einsum("ij,ij->j", Y, Y), 0.0)
+    norm = min(cert.gram_norm, float(diagonal.sum()))
+    drift_vector = theta - np.asarray(point, dtype=np.float64)
+    Drift = drift_vector.reshape(shape)
+    gram_drift = drift_at = None
+    if cert.gram is not None:
+        G_delta = _gram_rows(cert.gram, Delta)
+        quad = _downdated_quadratic(Delta, G_delta, Y)
+        if cert.gram_drift is not None and np.array_equal(cert.drift_at, theta):
+            G_drift = cert.gram_drift
+        elif not np.any(Drift):  # the first request
+            G_drift = np.zeros_like(Drift)
         else:
-            diagonal = diagonal - weighted_gram(maths, X, weights, dense=False)
-        diagonal = np.maximum(diagonal, 0.0)
-    after = cert.replace(gram=gram, gram_diagonal=diagonal)
-    quad = _gram_quadratic(after, Delta)
-    norm = min(after.gram_norm, float(diagonal.sum()))
+            G_drift = _gram_rows(cert.gram, Drift)
+        drift_quad = _downdated_quadratic(Drift, G_drift, Y)
+        gram_drift = G_drift + G_delta
+        drift_at = np.array(theta_new, dtype=np.float64)
+    else:
+        quad = _diagonal_quadratic(diagonal, Delta)
+        drift_quad = _diagonal_quadratic(diagonal, Drift)
 
     # 1. The step term ĝ + H*δ.
     penalty_part = gradient + cert.penalty * delta
@@ -292,11 +344,10 @@ def request_certificate(
         step_term = float(np.linalg.norm(term))
         if np.any(rounding):
             kappa = _BINARY_CURVATURE_MAX if cert.binary else _SOFTMAX_CURVATURE_MAX
+            # ‖(data Hessian) r‖ ≤ κ Λ ‖r‖ (r is a rounding: no need to be tight).
             step_term += float(
                 np.linalg.norm(cert.penalty * rounding)
-                + kappa
-                * np.sqrt(norm)
-                * _gram_quadratic(after, rounding.reshape(shape))
+                + kappa * norm * np.linalg.norm(rounding)
             )
     else:
         # 0 ⪯ ∇²(data) ⪯ κ (G ⊗ I): ‖(data Hessian) δ‖ ≤ κ √Λ √tr(ΔGΔᵀ).
@@ -308,9 +359,7 @@ def request_certificate(
     # a_i = Δx̃_i, b_i = (θ − θ*)x̃_i: through the Gram's norm, or row by row
     # (Σ ≤ R Σ C w |c_i||a_i|, then Cauchy–Schwarz). Both hold; take the smaller.
     gamma = BINARY_HESSIAN_LIPSCHITZ if cert.binary else SOFTMAX_HESSIAN_LIPSCHITZ
-    drift_vector = theta - np.asarray(point, dtype=np.float64)
     drift = float(np.linalg.norm(drift_vector))
-    drift_quad = _gram_quadratic(after, drift_vector.reshape(shape))
     through_norm = (drift + 0.5 * float(np.linalg.norm(delta))) * np.sqrt(norm) * quad
     row_by_row = (drift_quad + 0.5 * quad) * quad
     taylor_term = gamma * cert.row_norm * min(through_norm, row_by_row)
@@ -329,8 +378,12 @@ def request_certificate(
         "carried": _json_float(cert.cumulative_bound),
         "cumulative_gradient_bound": _json_float(cumulative),
     }
-    return certificate, after.replace(
-        cumulative_bound=cumulative, nothing_bound=nothing
+    return certificate, cert.replace(
+        gram_diagonal=diagonal,
+        gram_drift=gram_drift,
+        drift_at=drift_at,
+        cumulative_bound=cumulative,
+        nothing_bound=nothing,
     )
 
 

@@ -190,3 +190,19 @@ def test_multioutput_sequential_path_matches_threads(dtype):
     for est, inverse in zip(old, old_inverse):
         assert_array_equal(est.curvature_inverse_.inverses[0], inverse)
         assert est.n_forgotten_ == 0
+
+
+def test_requests_validate_parameters_changed_since_the_last_request():
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(100, 4))
+    y = rng.integers(0, 2, size=100)
+    model = ErasableLogisticRegression().fit(X, y)
+    model.partial_forget(X[:1], y[:1])
+    model.set_params(forget_scale=-1.0)
+    with pytest.raises(InvalidParameterError):
+        model.partial_forget(X[1:2], y[1:2])
+    model.set_params(forget_scale=0.5)
+    model.partial_forget(X[1:2], y[1:2])
+    assert model.erasure_state_.n_forgotten == 2

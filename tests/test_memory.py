@@ -64,7 +64,9 @@ def test_estimate_counts_the_blocks_exactly():
     bounds = [(0, 100), (100, 150)]
     estimate = estimate_block_diagonal(bounds, np.float32, n_samples=1000, n_classes=2)
     blocks = (100**2 + 50**2) * 4
-    assert blocks <= estimate.stored_bytes <= blocks + 10 * 150 * 4
+    # the 100-block accumulates up to 100 // 8 factor columns before compaction
+    factors = 100 * 12 * 4
+    assert blocks + factors <= estimate.stored_bytes <= blocks + factors + 10 * 150 * 4
     assert estimate.fit_peak_bytes >= estimate.stored_bytes
     # a request holds the old and the new blocks
     assert estimate.request_peak_bytes >= 2 * blocks

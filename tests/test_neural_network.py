@@ -693,3 +693,28 @@ def test_second_refit_gives_the_noise_floor():
         ).noise_floor
         is None
     )
+
+
+@pytest.mark.parametrize("block_size", [17, 1, None])
+@pytest.mark.parametrize("n_classes", [2, 3])
+def test_gauss_newton_blocks_equal_the_factor_rows_gram(block_size, n_classes):
+    # Blocks are made one block's columns at a time (block_size=1: by layer).
+    rng = np.random.default_rng(0)
+    X = rng.random((60, 13))
+    y = rng.integers(0, n_classes, 60)
+    model = ErasableMLPClassifier(
+        hidden_layer_sizes=(7, 5), max_iter=30, random_state=0, block_size=block_size
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.fit(X, y)
+    maths, theta = model._erasure_maths(), model._get_flat_params()
+    active = np.ones(n_classes, dtype=bool)
+    yi = np.searchsorted(model.classes_, y)
+    w = rng.random(60)
+    bounds = model.erasure_state_.curvature.bounds
+    blocks = maths.curvature_blocks(X, yi, w, theta, active, "gauss_newton", bounds)
+    U = maths.factor_rows(X, yi, theta, active, "gauss_newton")
+    U = (U * np.sqrt(w)[:, None, None]).reshape(-1, maths.n_params)
+    for block, (s, e) in zip(blocks, bounds):
+        assert_allclose(block, U[:, s:e].T @ U[:, s:e], rtol=1e-10, atol=1e-12)
