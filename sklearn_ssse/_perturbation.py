@@ -170,9 +170,21 @@ def hessian_product(maths, X, weights, theta, C, penalty, vector):
 
 
 def perturbed_minimiser(
-    maths, X, y, weights, theta0, C, penalty, perturbation, *, gtol, max_iter
+    maths,
+    X,
+    y,
+    weights,
+    theta0,
+    C,
+    penalty,
+    perturbation,
+    *,
+    gtol,
+    max_iter,
+    newton_steps=20,
 ):
-    """Minimise ``J_b`` with L-BFGS from ``theta0`` (scikit-learn's solution).
+    """Minimise ``J_b`` with L-BFGS from ``theta0`` (scikit-learn's solution),
+    then Newton steps to ``‖∇J_b‖ ≤ gtol`` (or the rounding floor).
 
     L-BFGS's iterates stay in ``theta0`` plus the span of the gradients, which
     never have a component along a flat direction: the solution keeps the
@@ -196,17 +208,22 @@ def perturbed_minimiser(
         np.asarray(theta0, dtype=np.float64),
         jac=True,
         method="L-BFGS-B",
-        options={"maxiter": int(max_iter), "gtol": float(gtol), "ftol": 0.0},
+        # Close enough for Newton steps to converge fast; they finish below.
+        options={"maxiter": int(max_iter), "gtol": float(gtol), "ftol": 1e-12},
     )
     theta = np.asarray(result.x, dtype=np.float64)
-    _, gradient = fun(theta)
+    value, gradient = fun(theta)
     # L-BFGS stalls where the objective's value stops changing in floating
-    # point, well before its gradient does: polish with Newton steps (conjugate
-    # gradient on Hessian-vector products), kept only while they help.
+    # point, well before its gradient does (and crawls on near-separable data):
+    # Newton steps finish the job (conjugate gradient on Hessian-vector
+    # products), each with a backtracking line search; a step is kept when it
+    # decreases the objective (Armijo) or, once the value is at its rounding
+    # floor, the gradient's norm.
     n_params = theta.size
     null = maths.null_directions()
-    for _ in range(3):
-        if not np.linalg.norm(gradient) > 0:
+    for _ in range(newton_steps):
+        norm = np.linalg.norm(gradient)
+        if not norm > gtol:
             break
         # The Hessian is singular along a flat direction: give it unit
         # curvature there (the gradient has no component along it).
@@ -219,14 +236,22 @@ def perturbed_minimiser(
             dtype=np.float64,
         )
         with np.errstate(invalid="ignore", divide="ignore"):
-            step, _ = cg(operator, -gradient, rtol=1e-12, maxiter=min(n_params, 200))
-        if not np.all(np.isfinite(step)):
-            break
+            step, _ = cg(operator, -gradient, rtol=1e-10, maxiter=min(n_params, 200))
         if null.size:
             step = step - null @ (null.T @ step)
-        candidate = theta + step
-        _, new_gradient = fun(candidate)
-        if not np.linalg.norm(new_gradient) < np.linalg.norm(gradient):
+        if not np.all(np.isfinite(step)):
             break
-        theta, gradient = candidate, new_gradient
+        slope = float(gradient @ step)
+        for t in 0.5 ** np.arange(20):
+            candidate = theta + t * step
+            new_value, new_gradient = fun(candidate)
+            if new_value <= value + 1e-4 * t * slope or (
+                np.linalg.norm(new_gradient) < norm
+            ):
+                break
+        else:
+            break
+        if not np.linalg.norm(new_gradient) < norm and not new_value < value:
+            break
+        theta, value, gradient = candidate, new_value, new_gradient
     return theta, float(np.linalg.norm(gradient)), int(result.nit)

@@ -1,9 +1,11 @@
 """ErasableLogisticRegression: LogisticRegression plus ``partial_forget``."""
 
+import warnings
 from numbers import Integral, Real
 
 import numpy as np
 from sklearn.base import _fit_context
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.externals import array_api_compat
 from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
 from sklearn.utils._array_api import get_namespace, move_to
@@ -516,13 +518,23 @@ random_state, solver, max_iter, warm_start, n_jobs
                 1e-6 * budget / np.sqrt(maths.n_params),
                 1e-12 * max(C * float(weights.sum()), 1.0),
             ),
-            max_iter=max(10 * self.max_iter, 1000),
+            max_iter=self.max_iter,
         )
         theta = theta.astype(self.coef_.dtype)
         _, gradient = perturbed_objective(maths, X, y, weights, theta, C, penalty, b)
         del b
         self.__dict__.update(self._flat_params_attributes(theta))
         self._removal_residual = float(np.linalg.norm(gradient))
+        if not self._removal_residual <= 0.01 * budget:
+            warnings.warn(
+                "the perturbed objective was not minimised to the accuracy "
+                f"certified removal needs: its gradient is {self._removal_residual:.3g}"
+                f", against a budget of {budget:.3g} for all requests together "
+                "(requests will not be certified once it is used up). Increase "
+                "max_iter, or use a smaller removal_noise or C.",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
 
     def _fit_residual(self, residual):
         carried = self.__dict__.get("_removal_residual")
