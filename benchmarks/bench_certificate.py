@@ -150,6 +150,7 @@ def cost(n, d, quick):
             times.append(time.perf_counter() - start)
         return float(np.median(times))
 
+    share = {k: certificate_share(model, plain, X, y, k) for k in (1, 100)}
     with_certificate = best(
         lambda: copy.deepcopy(model).partial_forget(X[forget], y[forget])
     )
@@ -174,7 +175,41 @@ def cost(n, d, quick):
         "refit": refit,
         "lr": lr,
         "check": check,
+        "share": share,
     }
+
+
+def certificate_share(model, plain, X, y, k, n_requests=9):
+    """Median time of the certificate itself against the request without it.
+
+    Sequential requests of ``k`` rows on two copies of the fitted model, one
+    without a certificate state; the certificate is timed inside the request
+    (``request_certificate``), so both figures come from the same run.
+    """
+    from sklearn_ssse import base
+
+    original = base.request_certificate
+    spent = []
+
+    def timed(*args, **kwargs):
+        start = time.perf_counter()
+        out = original(*args, **kwargs)
+        spent.append(time.perf_counter() - start)
+        return out
+
+    with_cert, without = copy.deepcopy(model), copy.deepcopy(plain)
+    plain_times = []
+    base.request_certificate = timed
+    try:
+        for r in range(1, n_requests + 1):
+            rows = np.arange(r * k, (r + 1) * k) + 200
+            with_cert.partial_forget(X[rows], y[rows])
+            start = time.perf_counter()
+            without.partial_forget(X[rows], y[rows])
+            plain_times.append(time.perf_counter() - start)
+    finally:
+        base.request_certificate = original
+    return float(np.median(spent)), float(np.median(plain_times))
 
 
 def main():
@@ -233,6 +268,12 @@ def main():
         "|---|---|---|",
         f"| request with certificate | {t['request'] * 1e3:.1f} ms | "
         f"{t['request'] / t['request_plain']:.2f} × the request without it |",
+        *(
+            f"| the certificate alone, {k}-row requests (sequential, median) | "
+            f"{cert * 1e3:.2f} ms | {cert / plain:.3f} × the request without it "
+            f"({plain * 1e3:.2f} ms) |"
+            for k, (cert, plain) in t["share"].items()
+        ),
         f"| `verify_erasure` (+ 1 000 query rows) | {t['verify']:.3f} s | "
         f"{t['verify'] / t['refit']:.3f} × the refit ({t['refit']:.2f} s); "
         f"{t['verify'] / t['lr']:.3f} × `LogisticRegression.fit` "

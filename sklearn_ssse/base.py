@@ -387,6 +387,21 @@ class ErasableMixin(PartialForgetRequestMixin):
         """
         return None
 
+    def _fit_residual(self, residual):
+        """``(residual to store, bound carried by the certificate)`` at ``fit``.
+
+        Default: the objective's gradient at the fitted parameters is stored
+        exactly (the first request cancels it) and nothing is carried. A
+        perturbed objective (certified removal) stores zeros and carries the
+        norm of its own gradient instead, so that the state never holds the
+        perturbation.
+        """
+        return residual, 0.0
+
+    def _removal_guarantee(self, state, certificate):
+        """The certified-removal entry of a request's certificate, or ``None``."""
+        return None
+
     def _step_maths(self, maths, theta):
         """``(maths restricted to the movable coordinates, their index or None)``."""
         mask = self._movable_mask(theta)
@@ -575,7 +590,7 @@ class ErasableMixin(PartialForgetRequestMixin):
         subgradient = self._penalty_subgradient(theta)
         if subgradient is not None:
             residual = residual + subgradient
-        residual = residual.astype(theta.dtype)
+        residual, carried = self._fit_residual(residual.astype(theta.dtype))
         trained = sample_weight > 0  # rows of weight 0 were never part of the model
         estimated = self.fisher_batch_size > 1
         row_norm_bound = _power_of_two_above(_row_norms(X).max(initial=0.0))
@@ -600,6 +615,8 @@ class ErasableMixin(PartialForgetRequestMixin):
                 # The certificate must never stop a fit: requests are then
                 # recorded as not certified.
                 certificate_state = None
+        if certificate_state is not None and carried:
+            certificate_state = certificate_state.replace(cumulative_bound=carried)
         state = ErasureState(
             curvature=curvature,
             point=theta.copy(),
@@ -1252,6 +1269,10 @@ class ErasableMixin(PartialForgetRequestMixin):
             # A request the bounds do not cover (a whole class forgotten) is
             # recorded as such, without a refit signal.
             within = None if relative is None else bool(relative <= budget)
+        guarantee = self._removal_guarantee(state, certificate)
+        if guarantee is not None:  # opt-in certified removal (linear_model.py)
+            certificate = {**(certificate or {}), "certified_removal": guarantee}
+            within = False if not guarantee["holds"] else within
         if X.shape[0] == 1:
             labels, per_class = request.labels, (1,)
         else:
@@ -1313,6 +1334,13 @@ class ErasableMixin(PartialForgetRequestMixin):
     def _over_budget(self, record):
         """Warn, or raise before anything is published, past the budget."""
         certificate = record.certificate
+        guarantee = certificate.get("certified_removal")
+        if guarantee is not None and not guarantee["holds"]:
+            return self._signal_refit(
+                f"after request {record.index} the ({guarantee['epsilon']:g}, "
+                f"{guarantee['delta']:g})-certified removal guarantee no longer "
+                f"holds: {guarantee['reason']}"
+            )
         bound = certificate.get("cumulative_gradient_bound")
         reason = certificate.get("note")
         relative = certificate.get("relative_gradient_bound")
@@ -1327,16 +1355,19 @@ class ErasableMixin(PartialForgetRequestMixin):
         distance = certificate.get("distance_bound")
         if distance is not None:
             what += f" (distance to the exact retrain at most {distance:.3g})"
-        message = (
-            f"Refit recommended: {what}. The updated model may be far from the "
-            "model a retrain without the forgotten rows would give; refit on the "
-            "remaining rows, or check with sklearn_ssse.certificate.verify_erasure."
+        return self._signal_refit(
+            f"{what}. The updated model may be far from the model a retrain "
+            "without the forgotten rows would give; refit on the remaining rows, "
+            "or check with sklearn_ssse.certificate.verify_erasure"
         )
+
+    def _signal_refit(self, what):
+        message = f"Refit recommended: {what}."
         if getattr(self, "on_budget", "warn") == "raise":
             raise RefitRecommendedError(
                 message + " The request was not applied; the model is unchanged."
             )
-        warnings.warn(message, RefitRecommendedWarning, stacklevel=5)
+        warnings.warn(message, RefitRecommendedWarning, stacklevel=6)
 
     def _forget_copy(self, X, y, sample_weight=None, step=None):
         """A copy of the estimator after a request with a custom ``step``.

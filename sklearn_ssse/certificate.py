@@ -469,7 +469,13 @@ _RADII = np.geomspace(1e-6, 1e3, 28)
 
 
 def verify_erasure(
-    model, X_remaining, y_remaining, sample_weight=None, *, X_query=None
+    model,
+    X_remaining,
+    y_remaining,
+    sample_weight=None,
+    *,
+    X_query=None,
+    perturbation=None,
 ):
     """The exact residual of an erased model, and what it proves, with the data.
 
@@ -495,6 +501,17 @@ def verify_erasure(
         Their sample weights in ``fit``.
     X_query : {array-like, sparse matrix} of shape (n_query, n_features), default=None
         Rows over which to bound the change of the predicted probabilities.
+    perturbation : ndarray of shape (n_params,), default=None
+        For a model fitted with ``removal_noise`` (certified removal): the
+        noise ``b`` of its objective ``J + bᵀθ``, flat as
+        ``[coef_ | intercept_]`` rows, if the caller has it (the model never
+        stores it; it can be redrawn only from a secret seed, see
+        :func:`sklearn_ssse._perturbation.draw_perturbation`). The residual is
+        then the perturbed remaining objective's, the one the model minimises.
+        Without it, the residual of such a model is the *unperturbed*
+        objective's: at the fit it is ``‖b‖`` (the noise itself), and the
+        distance bound is to the unperturbed retrain (how far the noise put
+        the model from plain logistic regression), not a check of the removal.
 
     Returns
     -------
@@ -587,6 +604,14 @@ def verify_erasure(
             Q += q.sum(axis=0)
             moments += _as_dense(Xc.T @ q).T
     flat_gradient = gradient.ravel() + strength * penalized * theta
+    if perturbation is not None:
+        perturbation = np.asarray(perturbation, dtype=np.float64).ravel()
+        if perturbation.shape != flat_gradient.shape:
+            raise ValueError(
+                f"perturbation has {perturbation.size} entries; the model has "
+                f"{flat_gradient.size} parameters"
+            )
+        flat_gradient = flat_gradient + perturbation
     if maths.n_outputs > 1 and not np.all(active):
         flat_gradient = flat_gradient.reshape(Theta.shape)
         flat_gradient[~active] = 0
@@ -615,7 +640,9 @@ def verify_erasure(
     )
     if profile:
         # The unpenalised intercept, profiled out (docs/certificate.md).
-        split = _profiled_distance(X, y, weights, W[0], Theta[0, -1], s, strength)
+        split = _profiled_distance(
+            X, y, weights, W[0], Theta[0, -1], s, strength, perturbation
+        )
         coef_distance, intercept_distance = split
         profiled = float(np.hypot(coef_distance, intercept_distance))
         if distance is None or profiled < distance:
@@ -697,7 +724,7 @@ def _curvature_metric_distance(state, cert, theta, gradient, row_max, binary):
     return None
 
 
-def _profiled_distance(X, y, weights, w, t, s, strength):
+def _profiled_distance(X, y, weights, w, t, s, strength, perturbation=None):
     """Distances of a binary model's coefficients and intercept to the retrain.
 
     ``φ(u) = min_t J(u, t)`` is ``λ``-strongly convex (a partial minimum of a
@@ -714,8 +741,13 @@ def _profiled_distance(X, y, weights, w, t, s, strength):
     norms = np.sqrt(np.concatenate([_sq_row_norms(X[rows]) for rows in chunks]))
     target = (y == 1).astype(np.float64)
 
+    # A perturbation bᵀθ adds its constant to each partial derivative.
+    b_coef, b_int = 0.0, 0.0
+    if perturbation is not None:
+        b_coef, b_int = perturbation[:-1], float(perturbation[-1])
+
     def slope(tau):  # ∂J/∂t at (u', tau): increasing in tau
-        return s * np.dot(weights, expit(z + s * tau) - target)
+        return s * np.dot(weights, expit(z + s * tau) - target) + b_int
 
     lo, hi = t - 1.0, t + 1.0
     while slope(lo) > 0 and lo > t - 1e6:
@@ -735,7 +767,7 @@ def _profiled_distance(X, y, weights, w, t, s, strength):
     gradient = np.zeros_like(w)
     for rows in chunks:
         gradient += np.asarray(X[rows].T @ r[rows], dtype=np.float64).ravel()
-    gradient += strength * w
+    gradient += strength * w + b_coef
     coef_distance = float(np.linalg.norm(gradient)) / strength
     row_max = float(norms.max(initial=0.0))
     intercept_distance = abs(t - t_star) + row_max / s * coef_distance
@@ -851,7 +883,11 @@ def _flat_record(record, output=None):
     row.update(data)
     row["rows_per_class"] = json.dumps(per_class, sort_keys=True)
     for key, value in certificate.items():
-        row[f"certificate_{key}"] = value
+        if isinstance(value, dict):  # e.g. certified_removal: one column each
+            for inner, entry in value.items():
+                row[f"certificate_{key}_{inner}"] = entry
+        else:
+            row[f"certificate_{key}"] = value
     return row
 
 

@@ -1,9 +1,12 @@
 """ErasableLogisticRegression: LogisticRegression plus ``partial_forget``."""
 
+import warnings
 from numbers import Integral, Real
 
 import numpy as np
 from sklearn.base import _fit_context
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.externals import array_api_compat
 from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
 from sklearn.utils._array_api import get_namespace, move_to
 from sklearn.utils._param_validation import Interval, StrOptions
@@ -18,6 +21,12 @@ from . import _array_api
 from ._curvature_structures import STRUCTURES
 from ._logistic_maths import LogisticMaths
 from ._memory import check_memory_budget
+from ._perturbation import (
+    draw_perturbation,
+    gradient_budget,
+    perturbed_minimiser,
+    perturbed_objective,
+)
 from .base import ErasableMixin, PartialForgetRequestMixin
 from .exceptions import ErasureNumericalError
 
@@ -168,6 +177,45 @@ random_state, solver, max_iter, warm_start, n_jobs
         memory budget, otherwise ``"cg"``, or ``"cg-class"``. Chosen at ``fit``
         (``curvature_structure_``).
 
+    removal_noise : float or None, default=None
+        Opt-in **certified removal** (objective perturbation, Guo et al. 2020,
+        "Certified Data Removal from Machine Learning Models"). ``None`` (the
+        default): ``fit`` is exactly :class:`~sklearn.linear_model.LogisticRegression`.
+        A float ``σ > 0``: ``fit`` minimises ``C Σ w_i ℓ_i + ½‖coef‖² + bᵀθ``
+        over every parameter ``θ`` (the intercept included) with
+        ``b ~ N(0, σ² I)``, by L-BFGS warm-started from scikit-learn's solution
+        (pure L2 penalty only: an L1 or elastic-net penalty, or ``C=np.inf``,
+        raise ``ValueError``). Then, while the certified cumulative gradient bound
+        of the requests stays at most ``σ ε / √(2 log(1.5/δ))``, the released
+        model is an ``(ε, δ)``-certified removal of every forgotten row: its
+        distribution is within ``(ε, δ)`` of that of a model trained, with fresh
+        noise, on the remaining rows alone. Each request's certificate records
+        it (``certificate["certified_removal"]``, with ``holds``); a request
+        that would break it, or that the certificate cannot cover (a whole class
+        forgotten, ``class_weight="balanced"``, a ``"cg"`` curvature), follows
+        ``on_budget``: a :class:`~sklearn_ssse.exceptions.RefitRecommendedWarning`,
+        or a :class:`~sklearn_ssse.exceptions.RefitRecommendedError` with the
+        model unchanged. Larger ``σ`` allows more requests and costs accuracy
+        (``docs/certificate.md``, "Certified removal";
+        ``benchmarks/results/certified_removal.md``).
+
+        **b is never stored** on the model nor pickled: anyone holding ``b``
+        and the data could tell a removal from a retrain. It is drawn from
+        ``random_state``: the default ``None`` draws fresh entropy from the
+        operating system; a fixed seed makes ``fit`` reproducible but keeps the
+        guarantee only while the seed stays secret, and ``random_state`` is a
+        parameter, so it is pickled with the model and shown by
+        ``get_params()``. Changing ``removal_noise`` after ``fit`` makes
+        requests ask for a new fit.
+
+    removal_epsilon : float, default=1.0
+        ``ε`` of the certified-removal guarantee (``removal_noise`` set).
+        May be changed after ``fit``.
+
+    removal_delta : float, default=1e-4
+        ``δ`` of the certified-removal guarantee, in ``(0, 1)``. May be changed
+        after ``fit``.
+
     Attributes
     ----------
     classes_, coef_, intercept_, n_features_in_, feature_names_in_, n_iter_
@@ -252,6 +300,17 @@ random_state, solver, max_iter, warm_start, n_jobs
     5
     >>> clf.class_counts_.tolist()
     [207, 357]
+
+    Certified removal: fit with objective perturbation, then forget a row while
+    the guarantee holds.
+
+    >>> private = ErasableLogisticRegression(removal_noise=50.0).fit(X, y)
+    >>> private = private.partial_forget(X[:1], y[:1])
+    >>> guarantee = private.request_records_[-1].certificate["certified_removal"]
+    >>> guarantee["holds"], guarantee["epsilon"], guarantee["delta"]
+    (True, 1.0, 0.0001)
+    >>> "removal_noise" in private.get_params(), hasattr(private, "noise_")
+    (True, False)
     """
 
     _parameter_constraints: dict = {
@@ -275,6 +334,9 @@ random_state, solver, max_iter, warm_start, n_jobs
         "certificate_budget": [Interval(Real, 0, None, closed="left"), None],
         "on_budget": [StrOptions({"warn", "raise"})],
         "curvature_structure": [StrOptions(set(STRUCTURES))],
+        "removal_noise": [Interval(Real, 0, None, closed="neither"), None],
+        "removal_epsilon": [Interval(Real, 0, None, closed="neither")],
+        "removal_delta": [Interval(Real, 0, 1, closed="neither")],
     }
 
     def __init__(
@@ -305,6 +367,9 @@ random_state, solver, max_iter, warm_start, n_jobs
         certificate_budget=1e5,
         on_budget="warn",
         curvature_structure="auto",
+        removal_noise=None,
+        removal_epsilon=1.0,
+        removal_delta=1e-4,
     ):
         super().__init__(
             penalty=penalty,
@@ -333,6 +398,9 @@ random_state, solver, max_iter, warm_start, n_jobs
         self.certificate_budget = certificate_budget
         self.on_budget = on_budget
         self.curvature_structure = curvature_structure
+        self.removal_noise = removal_noise
+        self.removal_epsilon = removal_epsilon
+        self.removal_delta = removal_delta
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y, sample_weight=None):
@@ -359,6 +427,7 @@ random_state, solver, max_iter, warm_start, n_jobs
             ``memory_budget`` (see that parameter).
         """
         self._check_curvature_params()
+        self._check_removal_params(X)
         check_memory_budget(self, X, y)  # before anything changes
         with self._erasure_lock():  # no request may interleave with a refit
             self.__dict__.pop("erasure_state_", None)
@@ -387,8 +456,128 @@ random_state, solver, max_iter, warm_start, n_jobs
             y = np.searchsorted(
                 _array_api.to_numpy(self.classes_), _array_api.to_numpy(y)
             )
-            self._fit_erasure_state(X, y, sample_weight)
+            try:
+                if self.removal_noise is not None:
+                    self._fit_perturbed(X, y, sample_weight)
+                self._fit_erasure_state(X, y, sample_weight)
+            finally:
+                self.__dict__.pop("_removal_residual", None)
         return self
+
+    def _check_removal_params(self, X):
+        if self.removal_noise is None:
+            return
+        penalty, _ = self._penalty_and_l1_ratio()
+        if penalty != "l2":
+            raise ValueError(
+                f"removal_noise={self.removal_noise!r} (certified removal) needs a "
+                f"pure L2 penalty, not {penalty or 'no penalty (C=np.inf)'!r}: the "
+                "guarantee rests on a strictly convex, smooth objective. Use a "
+                "finite C with l1_ratio=0, or removal_noise=None"
+            )
+        if array_api_compat.is_array_api_obj(X) and not _array_api.is_numpy(X):
+            raise ValueError(
+                "removal_noise (certified removal) is implemented for NumPy and "
+                "SciPy inputs only; convert X to a NumPy array"
+            )
+
+    def _fit_perturbed(self, X, y, sample_weight):
+        """Replace the fitted parameters by the minimiser of the perturbed objective.
+
+        ``J_b(θ) = C Σ w_i ℓ_i + ½ λ ‖Pθ‖² + bᵀθ`` with ``b ~ N(0, σ² I)``,
+        minimised by L-BFGS from scikit-learn's solution. ``b`` is a local of
+        this method: it is never stored (see ``removal_noise``). What is kept is
+        ``‖∇J_b‖`` at the published parameters, carried by the certificate.
+        """
+        maths = self._erasure_maths()
+        C, strength, penalized = self._objective_scaling()
+        n_classes = self.classes_.shape[0]
+        weight_sums = np.bincount(y, weights=sample_weight, minlength=n_classes)
+        class_weight = np.asarray(
+            self._class_weights(weight_sums, np.ones(n_classes, dtype=bool)),
+            dtype=np.float64,
+        )
+        weights = np.asarray(sample_weight, dtype=np.float64) * class_weight[y]
+        penalty = strength * np.asarray(penalized, dtype=np.float64)
+        budget = gradient_budget(
+            self.removal_noise, self.removal_epsilon, self.removal_delta
+        )
+        b = draw_perturbation(maths, self.removal_noise, self.random_state)
+        theta, _, _ = perturbed_minimiser(
+            maths,
+            X,
+            y,
+            weights,
+            self._get_flat_params(),
+            C,
+            penalty,
+            b,
+            # ‖g‖ ≤ √P ‖g‖_∞: a millionth of the guarantee's budget at most, and
+            # near the rounding of the data term's gradient (~ C Σ w).
+            gtol=min(
+                1e-6 * budget / np.sqrt(maths.n_params),
+                1e-12 * max(C * float(weights.sum()), 1.0),
+            ),
+            max_iter=self.max_iter,
+        )
+        theta = theta.astype(self.coef_.dtype)
+        _, gradient = perturbed_objective(maths, X, y, weights, theta, C, penalty, b)
+        del b
+        self.__dict__.update(self._flat_params_attributes(theta))
+        self._removal_residual = float(np.linalg.norm(gradient))
+        if not self._removal_residual <= 0.01 * budget:
+            warnings.warn(
+                "the perturbed objective was not minimised to the accuracy "
+                f"certified removal needs: its gradient is {self._removal_residual:.3g}"
+                f", against a budget of {budget:.3g} for all requests together "
+                "(requests will not be certified once it is used up). Increase "
+                "max_iter, or use a smaller removal_noise or C.",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
+
+    def _fit_residual(self, residual):
+        carried = self.__dict__.get("_removal_residual")
+        if carried is None:
+            return residual, 0.0
+        # The unperturbed gradient here is −b up to the solver's residual: it
+        # must not be stored. Zeros, and ‖∇J_b‖ carried by the certificate.
+        return np.zeros_like(residual), carried
+
+    def _removal_guarantee(self, state, certificate):
+        noise = state.curvature_params.get("removal_noise")
+        if noise is None:
+            return None
+        epsilon, delta = float(self.removal_epsilon), float(self.removal_delta)
+        budget = gradient_budget(noise, epsilon, delta)
+        bound = (
+            None
+            if certificate is None
+            else certificate.get("cumulative_gradient_bound")
+        )
+        holds = bound is not None and bound <= budget
+        reason = None
+        if certificate is None:
+            reason = (
+                "this model keeps no data-free certificate (class_weight="
+                "'balanced' or a curvature_structure other than 'blocks')"
+            )
+        elif bound is None:
+            reason = certificate.get("note") or "the request could not be certified"
+        elif not holds:
+            reason = (
+                f"the certified gradient bound {bound:.3g} exceeds {budget:.3g}, "
+                "what the noise covers (σ·ε/√(2 log(1.5/δ)))"
+            )
+        return {
+            "epsilon": epsilon,
+            "delta": delta,
+            "noise": float(noise),
+            "gradient_budget": budget,
+            "gradient_bound": bound,
+            "holds": bool(holds),
+            "reason": reason,
+        }
 
     def _check_curvature_params(self):
         if self.fisher_batch_size > 1 and self.curvature != "fisher":
@@ -533,6 +722,7 @@ random_state, solver, max_iter, warm_start, n_jobs
             "solver",
             "penalty",
             "l1_ratio",
+            "removal_noise",
         ):
             params[name] = getattr(self, name)
         return params
@@ -564,7 +754,8 @@ random_state, solver, max_iter, warm_start, n_jobs
         tags = super().__sklearn_tags__()
         # As LogisticRegression: the array API with lbfgs (dense input). The
         # erasure state then lives on the data's device (see _array_api.py).
-        tags.array_api_support = self.solver == "lbfgs"
+        # (Certified removal's perturbed solve is NumPy/SciPy only.)
+        tags.array_api_support = self.solver == "lbfgs" and self.removal_noise is None
         return tags
 
 
