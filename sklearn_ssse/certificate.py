@@ -387,6 +387,158 @@ def request_certificate(
     )
 
 
+def stacked_request_certificates(
+    certs,
+    maths,
+    *,
+    theta,
+    theta_new,
+    point,
+    gradient,
+    solved,
+    forget_scale,
+    removed_hessian=None,
+    X,
+    removed_weights,
+):
+    """:func:`request_certificate` for many binary outputs at once, vectorised.
+
+    The outputs of a multi-output model over binary logistic regressions trained
+    on the same rows with the same weights share one Gram ``G``: it is downdated
+    once and shared by the new states (one ``width × width`` array, not one per
+    output), and every bound is computed for all outputs by stacked products.
+
+    Parameters
+    ----------
+    certs : list of CertificateState
+        One per output, all binary with a dense Gram (else ``None`` is returned).
+    maths : LogisticMaths
+        The (common) maths of the outputs.
+    theta, theta_new, point, gradient, solved : ndarray of shape (n_outputs, n_params)
+        As in :func:`request_certificate`, one row per output; the step of every
+        output is ``−ε · solved``.
+    forget_scale : float
+        ``ε``.
+    removed_hessian : callable or None
+        ``S ↦ (H*_{S,o} S_o)_o`` on ``(n_outputs, n_params)`` arrays, when the step
+        used the curvature before the removal.
+    X : ndarray of shape (k, n_features)
+        The forgotten rows.
+    removed_weights : ndarray of shape (k,)
+        ``C · w`` of those rows, the same for every output.
+
+    Returns
+    -------
+    list of (dict, CertificateState) or None
+        Each output's certificate and state after the request, as
+        :func:`request_certificate` gives them; ``None`` if the outputs do not
+        share their Gram (call :func:`request_certificate` per output instead).
+    """
+    if not certs or not all(
+        c is not None and c.binary and c.gram is not None for c in certs
+    ):
+        return None
+    gram = certs[0].gram
+    factor_shape = certs[0].excess_factor.shape
+    for c in certs[1:]:
+        if c.excess_factor.shape != factor_shape:
+            return None
+        if c.gram is not gram and not (
+            c.gram.shape == gram.shape and np.array_equal(c.gram, gram)
+        ):
+            return None
+    f64 = np.float64
+    theta = np.asarray(theta, dtype=f64)
+    delta = np.asarray(theta_new, dtype=f64) - theta
+    gradient = np.asarray(gradient, dtype=f64)
+
+    # The Gram of the rows still there: one downdate shared by every output.
+    Y = maths._augment(X).astype(f64, copy=False)
+    Y = Y * np.sqrt(np.asarray(removed_weights, dtype=f64))[:, None]
+    removed = Y.T @ Y
+    gram = np.subtract(gram, removed, out=removed)  # one new array
+    diagonal = np.maximum(np.diag(gram).copy(), 0.0)
+
+    def quad(D):  # √(d G dᵀ) for every row d of D (exact: the dense Gram)
+        return np.sqrt(np.maximum(np.einsum("oj,oj->o", D @ gram, D), 0.0))
+
+    n = theta.shape[0]
+    drift_vector = theta - np.asarray(point, dtype=f64)
+    exact = np.array([c.exact_hessian for c in certs])
+    exact = exact & (solved is not None)
+    if exact.any():
+        s = np.asarray(solved, dtype=f64)
+        eps = float(forget_scale)
+        rounding = delta + eps * s  # published (cast) step minus the exact one
+        quads = quad(np.vstack([delta, drift_vector, rounding]))
+    else:
+        quads = quad(np.vstack([delta, drift_vector]))
+    q, drift_quad = quads[:n], quads[n : 2 * n]
+    gram_norm = np.array([c.gram_norm for c in certs])
+    norm = np.minimum(gram_norm, float(diagonal.sum()))
+    penalty = np.array([c.penalty for c in certs])
+    kappa = _BINARY_CURVATURE_MAX
+
+    # 1. The step term ĝ + H*δ.
+    step_term = (
+        np.linalg.norm(gradient + penalty * delta, axis=1) + kappa * np.sqrt(norm) * q
+    )
+    if exact.any():
+        F = np.array([c.excess_factor for c in certs])  # (n, P, r)
+        excess = np.array([c.excess_diagonal for c in certs]) * s
+        if F.shape[2]:
+            excess += np.einsum("opr,or->op", F, np.einsum("opr,op->or", F, s))
+        if removed_hessian is not None:
+            excess = excess + removed_hessian(s)
+        term = (1 - eps) * gradient + eps * excess
+        exact_term = np.linalg.norm(term, axis=1)
+        rounded = np.any(rounding != 0, axis=1)
+        exact_term += np.where(
+            rounded,
+            np.linalg.norm(penalty * rounding, axis=1)
+            + kappa * np.sqrt(norm) * quads[2 * n :],
+            0.0,
+        )
+        step_term = np.where(exact, exact_term, step_term)
+
+    # 2. The Taylor term, as in request_certificate.
+    drift = np.linalg.norm(drift_vector, axis=1)
+    through_norm = (drift + 0.5 * np.linalg.norm(delta, axis=1)) * np.sqrt(norm) * q
+    row_by_row = (drift_quad + 0.5 * q) * q
+    row_norm = np.array([c.row_norm for c in certs])
+    taylor_term = (
+        BINARY_HESSIAN_LIPSCHITZ * row_norm * np.minimum(through_norm, row_by_row)
+    )
+    own = step_term + taylor_term
+    carried = np.array([c.cumulative_bound for c in certs])
+    cumulative = carried + own
+    nothing = np.array([c.nothing_bound for c in certs]) + np.linalg.norm(
+        gradient, axis=1
+    )
+    removal = np.linalg.norm(gradient, axis=1)
+    out = []
+    for o, c in enumerate(certs):
+        certificate = {
+            "removal_gradient": _json_float(removal[o]),
+            "relative_gradient_bound": _json_float(cumulative[o] / nothing[o])
+            if nothing[o] > 0
+            else None,
+            "gradient_bound": _json_float(own[o]),
+            "step_term": _json_float(step_term[o]),
+            "taylor_term": _json_float(taylor_term[o]),
+            "carried": _json_float(c.cumulative_bound),
+            "cumulative_gradient_bound": _json_float(cumulative[o]),
+        }
+        state = c.replace(
+            gram=gram,
+            gram_diagonal=diagonal,
+            cumulative_bound=float(cumulative[o]),
+            nothing_bound=float(nothing[o]),
+        )
+        out.append((certificate, state))
+    return out
+
+
 def uncertified(cert, reason):
     """Certificate and state after a request the bounds do not cover."""
     certificate = {

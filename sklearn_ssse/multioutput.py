@@ -23,6 +23,7 @@ from threadpoolctl import threadpool_limits
 
 from . import _array_api
 from ._memory import check_outputs_memory_budget
+from ._multioutput_batch import batched_forget, fold_outputs, stack_outputs
 from .base import (
     CURVATURE_PARAMS,
     ErasableMixin,
@@ -62,9 +63,8 @@ def _with_params(estimator, params):
     untouched.
     """
     work = object.__new__(type(estimator))
-    work.__dict__ = {
-        k: v for k, v in estimator.__dict__.items() if k != "_erasure_lock"
-    }
+    work.__dict__ = estimator.__dict__.copy()
+    work.__dict__.pop("_erasure_lock", None)
     for name, value in params.items():
         setattr(work, name, value)
     return work
@@ -294,6 +294,9 @@ class ErasableMultiOutputClassifier(PartialForgetRequestMixin, MultiOutputClassi
         check_outputs_memory_budget(self.estimator, X, Y, n_jobs=self.n_jobs)
         with erasure_lock(self):
             super().fit(X, Y, sample_weight=sample_weight, **fit_params)
+            # Binary logistic outputs: their inverses in one stack, so that
+            # requests run on all outputs at once (_multioutput_batch).
+            stack_outputs(self.estimators_)
             self.n_forgotten_ = 0
         return self
 
@@ -398,21 +401,37 @@ class ErasableMultiOutputClassifier(PartialForgetRequestMixin, MultiOutputClassi
             if ledger is not None and Y.shape[0]:
                 fingerprints = ledger.fingerprints(X, Y, sample_weight)
                 ledger.check(fingerprints)
-            for j, request in enumerate(requests):
-                request.prepare(
+            estimators = None
+            if Y.shape[0]:
+                # The common case (binary logistic outputs, one dense block each):
+                # every output at once, by batched linear algebra. It returns
+                # None where it does not apply or would refuse the request.
+                estimators = batched_forget(
+                    self.estimators_,
+                    [_with_params(r.estimator, r.params) for r in requests],
                     X,
-                    Y[:, j],
+                    Y,
                     sample_weight,
                     rows_checked=ledger is not None,
-                    validate=j == 0,
                 )
+            if estimators is None:
+                for j, request in enumerate(requests):
+                    request.prepare(
+                        X,
+                        Y[:, j],
+                        sample_weight,
+                        rows_checked=ledger is not None,
+                        validate=j == 0,
+                    )
             if Y.shape[0] == 0:
                 return self
             # 2. Compute every output's new sub-estimator; nothing published yet.
             # Each output's downdate is one pass over its stored inverse, memory-
             # bound: one thread per job, in sequence unless n_jobs asks for more.
             n_jobs = effective_n_jobs(self.n_jobs)
-            if n_jobs == 1:
+            if estimators is not None:
+                pass
+            elif n_jobs == 1:
                 estimators = [
                     request.compute(X, Y[:, j], sample_weight)
                     for j, request in enumerate(requests)
@@ -438,6 +457,14 @@ class ErasableMultiOutputClassifier(PartialForgetRequestMixin, MultiOutputClassi
             if fingerprints is not None:
                 ledger.mark_forgotten(fingerprints)
         return self
+
+    def __getstate__(self):
+        # The outputs' lazy factors are folded first (under the lock): the pickle
+        # or copy and the model then hold the same state, and no pickle holds
+        # factors that carry the directions of recently forgotten rows.
+        with erasure_lock(self):
+            fold_outputs(self.__dict__.get("estimators_", ()))
+            return super().__getstate__()
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
