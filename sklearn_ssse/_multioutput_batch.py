@@ -88,31 +88,46 @@ def _stackable(estimators):
     return states
 
 
+def _existing_stack(states):
+    """The stack the outputs' curvatures are the slices of, in order, or ``None``."""
+    first = states[0].curvature
+    if type(first) is not StackedBlockInverse or first.stack.n_outputs != len(states):
+        return None
+    stack = first.stack
+    for o, state in enumerate(states):
+        c = state.curvature
+        if type(c) is not StackedBlockInverse or c.stack is not stack or c.index != o:
+            return None
+    return stack
+
+
 def _current_stack(states):
-    """The stack the outputs' curvatures are slices of, or a new one."""
-    curvatures = [state.curvature for state in states]
-    first = curvatures[0]
-    if type(first) is StackedBlockInverse and first.stack.n_outputs == len(states):
-        stack = first.stack
-        if all(
-            type(c) is StackedBlockInverse and c.stack is stack and c.index == o
-            for o, c in enumerate(curvatures)
-        ):
-            return stack
-    return InverseStack.from_inverses([c.inverses[0] for c in curvatures])
+    """The stack of the outputs' inverses: theirs, or a new one (a copy)."""
+    stack = _existing_stack(states)
+    if stack is None:
+        stack = InverseStack.from_inverses([s.curvature.inverses[0] for s in states])
+    return stack
 
 
 def stack_outputs(estimators):
-    """Put the outputs' inverses in one stack (after ``fit`` or unpickling).
+    """Put the outputs' inverses in one stack (at the end of ``fit``).
 
     The sub-estimators' states are replaced in place by states whose curvature is
-    a slice of the stack (the same matrices); returns whether it was done.
+    a slice of the stack (the same matrices), one output at a time so that each
+    output's own array is freed as soon as it is copied: the peak memory is the
+    stack plus one block. Returns whether it was done.
     """
     states = _stackable(estimators)
     if states is None:
         return False
-    stack = _current_stack(states)
-    slices = stack.slices()
+    if _existing_stack(states) is None:
+        first = states[0].curvature
+        size = first.n_params
+        stack = InverseStack(np.empty((len(states), size, size), dtype=first.dtype))
+        for o, est in enumerate(estimators):
+            stack.base[o] = states[o].curvature.inverses[0]
+            states[o] = states[o].replace(curvature=StackedBlockInverse(stack, o))
+            est.__dict__["erasure_state_"] = states[o]
     # Outputs trained on the same rows with the same weights have the same
     # certificate Gram: one array shared by all (memory, pickles, requests).
     certs = [state.certificate_state for state in states]
@@ -125,11 +140,9 @@ def stack_outputs(estimators):
     ):
         diagonal = certs[0].gram_diagonal
         certs = [c.replace(gram=gram, gram_diagonal=diagonal) for c in certs]
-    for est, state, curvature, cert in zip(estimators, states, slices, certs):
-        if state.curvature is not curvature or state.certificate_state is not cert:
-            est.__dict__["erasure_state_"] = state.replace(
-                curvature=curvature, certificate_state=cert
-            )
+    for est, state, cert in zip(estimators, states, certs):
+        if state.certificate_state is not cert:
+            est.__dict__["erasure_state_"] = state.replace(certificate_state=cert)
     return True
 
 
@@ -204,6 +217,19 @@ def _has_duplicates(X, sample_weight):
     rows = np.column_stack([X + X.dtype.type(0.0), sample_weight])
     plain = rows.view(np.dtype((np.void, rows.shape[1] * rows.itemsize)))[:, 0]
     return np.unique(plain).shape[0] < rows.shape[0]
+
+
+def _replaced(state, **changes):
+    """``state.replace(**changes)`` for a frozen dataclass without ``__post_init__``
+    (``ErasureState``, ``CertificateState``), without re-running ``__init__``:
+    40 outputs per request make ``dataclasses.replace`` a measurable cost."""
+    unknown = changes.keys() - state.__dataclass_fields__.keys()
+    if unknown:
+        raise TypeError(f"unknown fields {sorted(unknown)}")
+    new = object.__new__(type(state))
+    new.__dict__.update(state.__dict__)
+    new.__dict__.update(changes)
+    return new
 
 
 def _same(a, b):
@@ -480,7 +506,8 @@ def batched_forget(estimators, works, X, Y, sample_weight, *, rows_checked):
                 w._over_budget(record)
             except ValueError as exc:
                 raise _output_error(o, exc) from exc
-        new_state = state.replace(
+        new_state = _replaced(
+            state,
             curvature=slices[o],
             data_diagonal=new_diagonal[o],
             residual_gradient=zeros[o],

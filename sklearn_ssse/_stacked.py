@@ -23,6 +23,7 @@ slice of the shared stack: used alone (a request on ``estimators_[o]``, a predic
 """
 
 import numpy as np
+from scipy.linalg import get_lapack_funcs
 
 from ._curvature import BlockDiagonalInverse
 
@@ -34,6 +35,23 @@ __all__ = ["FOLD_RANK", "InverseStack", "StackedBlockInverse"]
 # requests stay lazy for 64 requests, requests of more rows fold at once (as an
 # eager downdate would, with one allocation).
 FOLD_RANK = 64
+
+
+def _triangular_inverses(L):
+    """Inverses of the lower triangular ``L[o]`` (k × k each).
+
+    LAPACK's ``trtri`` per output: ``k³/3`` flops each, against about ``3k³`` for
+    ``np.linalg.inv`` (a general LU; 4× slower measured at k = 100). The loop is
+    over outputs but each call is ``O(k³)`` on a small matrix, nothing of size P.
+    """
+    trtri = get_lapack_funcs("trtri", (L[0],))
+    out = np.empty_like(L)
+    for o in range(L.shape[0]):
+        inverse, info = trtri(L[o], lower=1)
+        if info != 0:
+            raise np.linalg.LinAlgError(f"singular Cholesky factor (trtri info={info})")
+        out[o] = inverse
+    return np.tril(out)
 
 
 class InverseStack:
@@ -144,9 +162,9 @@ class InverseStack:
         if k == 1:
             V = MU / L[:, :, :1]
         else:
-            # L⁻¹ (k³, small) then one batched GEMM: faster than a batched solve
-            # with P right-hand sides (measured).
-            V = np.matmul(MU, np.linalg.inv(L).transpose(0, 2, 1))
+            # L⁻¹ then one batched GEMM: faster than a batched solve with P
+            # right-hand sides (measured).
+            V = np.matmul(MU, _triangular_inverses(L).transpose(0, 2, 1))
         V = np.ascontiguousarray(V, dtype=dtype)
         new_applied = (
             old_applied

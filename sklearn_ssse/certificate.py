@@ -26,6 +26,7 @@ magnitude smaller than them on every measured problem).
 """
 
 import json
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -516,20 +517,29 @@ def stacked_request_certificates(
         gradient, axis=1
     )
     removal = np.linalg.norm(gradient, axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        relative = np.where(nothing > 0, cumulative / nothing, np.nan)
+    columns = {
+        "removal_gradient": removal,
+        "relative_gradient_bound": relative,
+        "gradient_bound": own,
+        "step_term": step_term,
+        "taylor_term": taylor_term,
+        "carried": carried,
+        "cumulative_gradient_bound": cumulative,
+    }
+    # JSON floats (None for NaN and ±inf), column by column.
+    columns = {
+        key: [v if math.isfinite(v) else None for v in np.asarray(a, float).tolist()]
+        for key, a in columns.items()
+    }
     out = []
     for o, c in enumerate(certs):
-        certificate = {
-            "removal_gradient": _json_float(removal[o]),
-            "relative_gradient_bound": _json_float(cumulative[o] / nothing[o])
-            if nothing[o] > 0
-            else None,
-            "gradient_bound": _json_float(own[o]),
-            "step_term": _json_float(step_term[o]),
-            "taylor_term": _json_float(taylor_term[o]),
-            "carried": _json_float(c.cumulative_bound),
-            "cumulative_gradient_bound": _json_float(cumulative[o]),
-        }
-        state = c.replace(
+        certificate = {key: values[o] for key, values in columns.items()}
+        # (a frozen dataclass without __post_init__: copied without __init__)
+        state = object.__new__(type(c))
+        state.__dict__.update(
+            c.__dict__,
             gram=gram,
             gram_diagonal=diagonal,
             cumulative_bound=float(cumulative[o]),
