@@ -172,9 +172,10 @@ class ErasableMultiOutputClassifier(PartialForgetRequestMixin, MultiOutputClassi
         :obj:`joblib.parallel_config` context: ``backend="dask"`` fits the
         outputs on a Dask cluster's workers); ``predict`` and
         :meth:`partial_forget` always run in local threads, which share the
-        stored curvature instead of sending it to workers. ``None`` means 1
-        unless in a :obj:`joblib.parallel_config` context; ``-1`` means all
-        processors.
+        stored curvature instead of sending it to workers (a request on binary
+        :class:`~sklearn_ssse.ErasableLogisticRegression` outputs runs all
+        outputs at once instead, see Notes). ``None`` means 1 unless in a
+        :obj:`joblib.parallel_config` context; ``-1`` means all processors.
 
     Attributes
     ----------
@@ -213,7 +214,21 @@ class ErasableMultiOutputClassifier(PartialForgetRequestMixin, MultiOutputClassi
     ``X.astype(np.float32)`` halves it (2.7 GB there), and the coefficients and
     later updates are then float32 too. A request holds the old and the updated
     blocks of every output until it succeeds (it is atomic), so its peak memory is
-    twice the stored curvature.
+    twice the stored curvature (a one-row request on binary logistic outputs
+    adds only low-rank factors, see below).
+
+    **Requests batched over outputs.** When every output is a binary
+    :class:`~sklearn_ssse.ErasableLogisticRegression` with one dense curvature
+    block (the paper's setting), the outputs' inverses are kept in one
+    ``(L, P, P)`` array and a request runs on all outputs at once: one product
+    for every output's probabilities, one stacked product, Cholesky and solve
+    for the step and the downdate, certificates computed together (the outputs
+    share one certificate Gram). Each output's downdate is kept as low-rank
+    factors until they reach rank 64, then folded into a new stack, so a
+    one-row request reads the stored curvature once and writes nothing of its
+    size. ``estimators_[j]`` used alone behaves as before; a pickle or copy of
+    the model holds the folded inverses. Other sub-estimators and settings take
+    one request per output, with the same results (``docs/latency.md``).
 
     **An output left with one class.** When a request erases the last training
     rows of one class of an output (all the positives of a rare attribute), a
@@ -336,7 +351,9 @@ class ErasableMultiOutputClassifier(PartialForgetRequestMixin, MultiOutputClassi
         Each output's sub-estimator forgets the rows ``X`` with its column of
         ``Y`` (for :class:`~sklearn_ssse.ErasableLogisticRegression`: one SSSE
         step and the removal of the rows from that output's stored curvature).
-        The outputs are processed in parallel threads (``n_jobs``).
+        Binary :class:`~sklearn_ssse.ErasableLogisticRegression` outputs are
+        processed all at once by batched linear algebra (see Notes); other
+        outputs one by one, in parallel threads with ``n_jobs``.
 
         Parameters
         ----------
