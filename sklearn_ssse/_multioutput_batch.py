@@ -73,9 +73,10 @@ def _stackable(estimators):
         if (
             state is None
             or getattr(state, "format_version", None) != STATE_FORMAT_VERSION
-            or len(est.classes_) != 2
             or getattr(est, "curvature_structure_", "blocks") != "blocks"
-            or not _one_dense_block(state)
+            or not _one_dense_block(state)  # NumPy state (not the array API)
+            or type(est.classes_) is not np.ndarray
+            or est.classes_.shape[0] != 2
         ):
             return None
         states.append(state)
