@@ -263,10 +263,12 @@ class ErasableMultiOutputClassifier(PartialForgetRequestMixin, MultiOutputClassi
     >>> clf.predict(X[:2]).shape
     (2, 3)
 
-    Memory is ``L · m² · itemsize`` without intercept (3 · 20² · 8 bytes here):
+    Memory is ``L · m² · itemsize`` without intercept (3 · 20² · 8 bytes here),
+    plus, until they are folded, the low-rank factors of the requests since the
+    last fold (3 · 20 · 10 · 8 bytes for the 10 rows forgotten above):
 
     >>> sum(est.curvature_inverse_.nbytes for est in clf.estimators_)
-    9600
+    14400
     """
 
     _parameter_constraints: dict = {
