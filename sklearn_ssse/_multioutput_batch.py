@@ -28,6 +28,7 @@ wrapper publishes the returned sub-estimators at once.
 
 import numpy as np
 from sklearn import get_config
+from sklearn.utils._param_validation import validate_parameter_constraints
 from sklearn.utils.validation import _check_sample_weight
 
 from ._curvature import BlockDiagonalInverse
@@ -248,7 +249,7 @@ def _output_error(index, exc):
         return ValueError(f"output {index}: {exc}")
 
 
-def batched_forget(estimators, works, X, Y, sample_weight, *, rows_checked):
+def batched_forget(estimators, works, params, X, Y, sample_weight, *, rows_checked):
     """Every output's updated sub-estimator after the request, or ``None``.
 
     Parameters
@@ -258,6 +259,8 @@ def batched_forget(estimators, works, X, Y, sample_weight, *, rows_checked):
     works : list of estimators
         Shallow copies of them carrying the request's parameters; the updated
         attributes are installed on these, which are returned.
+    params : dict
+        The request's parameters (read from the wrapper's ``estimator``).
     X : array-like of shape (k, n_features)
     Y : ndarray of shape (k, n_outputs)
     sample_weight : array-like of shape (k,) or None
@@ -281,8 +284,16 @@ def batched_forget(estimators, works, X, Y, sample_weight, *, rows_checked):
         return None
     work = works[0]
     if not get_config()["skip_parameter_validation"]:
+        # The request's parameters (the others were validated at fit and are
+        # checked against the stored state below).
+        constraints = type(work)._parameter_constraints
+        names = [k for k in params if k in constraints]
         try:
-            work._validate_params()
+            validate_parameter_constraints(
+                {k: constraints[k] for k in names},
+                {k: getattr(work, k) for k in names},
+                caller_name=type(work).__name__,
+            )
         except ValueError:
             return None
     if work.linearization != "fit" or work._l1_share() != 0:

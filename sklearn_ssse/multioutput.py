@@ -401,10 +401,11 @@ class ErasableMultiOutputClassifier(PartialForgetRequestMixin, MultiOutputClassi
                 f"Y must have shape (n_rows, {len(self.estimators_)}), one column per "
                 f"output seen in fit; got shape {Y.shape}"
             )
-        template = self.estimator.get_params(deep=False)
+        # get_params(deep=False) of the request's parameters, without inspecting
+        # the signature at every request (the names are cached per class).
         template = {
-            k: v
-            for k, v in template.items()
+            k: getattr(self.estimator, k)
+            for k in _param_names(type(self.estimator))
             if k in _REQUEST_PARAMS or k in CURVATURE_PARAMS
         }
         with erasure_lock(self):
@@ -428,6 +429,7 @@ class ErasableMultiOutputClassifier(PartialForgetRequestMixin, MultiOutputClassi
                 estimators = batched_forget(
                     self.estimators_,
                     [_with_params(r.estimator, r.params) for r in requests],
+                    template,
                     X,
                     Y,
                     sample_weight,
