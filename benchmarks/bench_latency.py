@@ -264,7 +264,7 @@ def multioutput_rows(L, m, ks, repeats, dtype):
             try:
                 copy.copy(model).partial_forget(Xk, Yk)
             finally:
-                _stacked.FOLD_RANK = 64
+                _stacked.FOLD_RANK = None
 
         t = interleaved(
             {

@@ -32,6 +32,7 @@ from sklearn.utils._param_validation import validate_parameter_constraints
 from sklearn.utils.validation import _check_sample_weight
 
 from ._curvature import BlockDiagonalInverse
+from ._curvature_lowrank import LowRankUpdatedInverse
 from ._logistic_maths import stacked_binary_terms
 from ._stacked import InverseStack, StackedBlockInverse
 from ._state import STATE_FORMAT_VERSION, RequestRecord, _library_version, utc_now
@@ -52,6 +53,12 @@ def _one_dense_block(state):
     curvature = state.curvature
     if type(curvature) is StackedBlockInverse:
         return isinstance(curvature.stack.base, np.ndarray)
+    if type(curvature) is LowRankUpdatedInverse:  # after a per-output request
+        return (
+            len(curvature.bounds) == 1
+            and type(curvature.bases[0]) is np.ndarray
+            and curvature.bounds[0][1] > 1
+        )
     return (
         type(curvature) is BlockDiagonalInverse
         and len(curvature.bounds) == 1

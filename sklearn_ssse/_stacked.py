@@ -27,14 +27,26 @@ from scipy.linalg import get_lapack_funcs
 
 from ._curvature import BlockDiagonalInverse
 
-__all__ = ["FOLD_RANK", "InverseStack", "StackedBlockInverse"]
+__all__ = ["FOLD_RANK", "InverseStack", "StackedBlockInverse", "fold_rank"]
 
 # Accumulated rank of the lazy factors above which they are folded into the base.
-# Applying rank-r factors costs about 4·P·r flops per column against 2·P² for the
-# base, and folding costs one write of the stack plus 2·P²·r flops: one-row
-# requests stay lazy for 64 requests, requests of more rows fold at once (as an
-# eager downdate would, with one allocation).
-FOLD_RANK = 64
+# ``None``: the single-output rule (``BlockDiagonalInverse.max_rank_fraction`` of
+# the block size, eager below 64 coordinates or with ``lazy_downdates=False``;
+# docs/latency.md), so that the memory budget's estimate of the factors holds.
+# At P = 513 that is 64: one-row requests stay lazy for 64 requests, requests of
+# more rows fold at once (as an eager downdate would, with one allocation).
+FOLD_RANK = None
+
+
+def fold_rank(size):
+    """The accumulated rank above which a stack of ``size × size`` blocks folds."""
+    if FOLD_RANK is not None:
+        return FOLD_RANK
+    if not BlockDiagonalInverse.lazy_downdates:
+        return 0
+    from ._curvature_lowrank import max_rank
+
+    return max_rank(size, BlockDiagonalInverse.max_rank_fraction)
 
 
 def _triangular_inverses(L):
@@ -126,7 +138,8 @@ class InverseStack:
         G : ndarray of shape (n, P)
             One vector per output.
         fold_rank : int, default=None
-            Fold the factors into a new base above this rank (:data:`FOLD_RANK`).
+            Fold the factors into a new base above this rank (default:
+            :func:`fold_rank`).
 
         Returns
         -------
@@ -140,9 +153,9 @@ class InverseStack:
         numpy.linalg.LinAlgError
             If some ``M_o − U_o U_oᵀ`` is not positive definite.
         """
-        fold_rank = FOLD_RANK if fold_rank is None else fold_rank
         dtype = self.base.dtype
         n, P, k = U.shape
+        limit = globals()["fold_rank"](P) if fold_rank is None else fold_rank
         # One pass over the base for M⁻¹U and M⁻¹g together.
         block = np.empty((n, P, k + 1), dtype=dtype)
         block[:, :, :k] = U
@@ -172,7 +185,7 @@ class InverseStack:
         )
         factors = V if self.factors is None else np.concatenate([self.factors, V], 2)
         stack = InverseStack(self.base, factors)
-        if factors.shape[2] > fold_rank:
+        if factors.shape[2] > limit:
             stack = stack.folded()
         return stack, old_applied, new_applied
 

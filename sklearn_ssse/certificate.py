@@ -453,32 +453,43 @@ def stacked_request_certificates(
     delta = np.asarray(theta_new, dtype=f64) - theta
     gradient = np.asarray(gradient, dtype=f64)
 
-    # The Gram of the rows still there: one downdate shared by every output.
-    Y = maths._augment(X).astype(f64, copy=False)
-    Y = Y * np.sqrt(np.asarray(removed_weights, dtype=f64))[:, None]
-    removed = Y.T @ Y
-    gram = np.subtract(gram, removed, out=removed)  # one new array
-    diagonal = np.maximum(np.diag(gram).copy(), 0.0)
-
-    def quad(D):  # √(d G dᵀ) for every row d of D (exact: the dense Gram)
-        return np.sqrt(np.maximum(np.einsum("oj,oj->o", D @ gram, D), 0.0))
-
-    n = theta.shape[0]
+    # As request_certificate: the Gram of the rows still there is bounded by
+    # G_fit − Y_SᵀY_S (G_fit shared by every output and never copied), its
+    # diagonal downdated exactly, and (θ − θ*) G_fit carried between requests.
+    Y = _weighted_rows(maths, X, removed_weights)
+    diagonal = np.array([c.gram_diagonal for c in certs]) - np.einsum("ij,ij->j", Y, Y)
+    diagonal = np.maximum(diagonal, 0.0)
+    norm = np.minimum(np.array([c.gram_norm for c in certs]), diagonal.sum(axis=1))
     drift_vector = theta - np.asarray(point, dtype=f64)
-    exact = np.array([c.exact_hessian for c in certs])
-    exact = exact & (solved is not None)
+    n = theta.shape[0]
+    # (θ − θ*) G_fit: carried where the state holds it at θ, zero at θ*, else one
+    # product for the outputs that need it, together with Δ G_fit.
+    G_drift = np.zeros_like(drift_vector)
+    missing = []
+    for o, c in enumerate(certs):
+        if c.gram_drift is not None and np.array_equal(c.drift_at, theta[o]):
+            G_drift[o] = c.gram_drift.ravel()
+        elif np.any(drift_vector[o]):
+            missing.append(o)
+    products = np.vstack([delta, drift_vector[missing]]) @ gram
+    G_delta = products[:n]
+    G_drift[missing] = products[n:]
+
+    def quad(A, GA):  # √(a (G_fit − YᵀY) aᵀ) for every row a of A
+        value = np.einsum("oj,oj->o", A, GA) - np.sum((Y @ A.T) ** 2, axis=0)
+        return np.sqrt(np.maximum(value, 0.0))
+
+    q = quad(delta, G_delta)
+    drift_quad = quad(drift_vector, G_drift)
+    new_drift = G_drift + G_delta
+    drift_at = np.array(theta_new, dtype=f64)
+    penalty = np.array([c.penalty for c in certs])
+    kappa = _BINARY_CURVATURE_MAX
+    exact = np.array([c.exact_hessian for c in certs]) & (solved is not None)
     if exact.any():
         s = np.asarray(solved, dtype=f64)
         eps = float(forget_scale)
         rounding = delta + eps * s  # published (cast) step minus the exact one
-        quads = quad(np.vstack([delta, drift_vector, rounding]))
-    else:
-        quads = quad(np.vstack([delta, drift_vector]))
-    q, drift_quad = quads[:n], quads[n : 2 * n]
-    gram_norm = np.array([c.gram_norm for c in certs])
-    norm = np.minimum(gram_norm, float(diagonal.sum()))
-    penalty = np.array([c.penalty for c in certs])
-    kappa = _BINARY_CURVATURE_MAX
 
     # 1. The step term ĝ + H*δ.
     step_term = (
@@ -494,10 +505,11 @@ def stacked_request_certificates(
         term = (1 - eps) * gradient + eps * excess
         exact_term = np.linalg.norm(term, axis=1)
         rounded = np.any(rounding != 0, axis=1)
+        # ‖(data Hessian) r‖ ≤ κ Λ ‖r‖ (r is a rounding: no need to be tight).
         exact_term += np.where(
             rounded,
             np.linalg.norm(penalty * rounding, axis=1)
-            + kappa * np.sqrt(norm) * quads[2 * n :],
+            + kappa * norm * np.linalg.norm(rounding, axis=1),
             0.0,
         )
         step_term = np.where(exact, exact_term, step_term)
@@ -540,8 +552,9 @@ def stacked_request_certificates(
         state = object.__new__(type(c))
         state.__dict__.update(
             c.__dict__,
-            gram=gram,
-            gram_diagonal=diagonal,
+            gram_diagonal=diagonal[o],
+            gram_drift=new_drift[o : o + 1],
+            drift_at=drift_at[o],
             cumulative_bound=float(cumulative[o]),
             nothing_bound=float(nothing[o]),
         )

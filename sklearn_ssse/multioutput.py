@@ -224,7 +224,8 @@ class ErasableMultiOutputClassifier(PartialForgetRequestMixin, MultiOutputClassi
     for every output's probabilities, one stacked product, Cholesky and solve
     for the step and the downdate, certificates computed together (the outputs
     share one certificate Gram). Each output's downdate is kept as low-rank
-    factors until they reach rank 64, then folded into a new stack, so a
+    factors until they reach an eighth of the block size (64 at the paper's
+    512 features), then folded into a new stack, so a
     one-row request reads the stored curvature once and writes nothing of its
     size. ``estimators_[j]`` used alone behaves as before; a pickle or copy of
     the model holds the folded inverses. Other sub-estimators and settings take
@@ -263,12 +264,12 @@ class ErasableMultiOutputClassifier(PartialForgetRequestMixin, MultiOutputClassi
     >>> clf.predict(X[:2]).shape
     (2, 3)
 
-    Memory is ``L · m² · itemsize`` without intercept (3 · 20² · 8 bytes here),
-    plus, until they are folded, the low-rank factors of the requests since the
-    last fold (3 · 20 · 10 · 8 bytes for the 10 rows forgotten above):
+    Memory is ``L · m² · itemsize`` without intercept (3 · 20² · 8 bytes here;
+    blocks of 64 coordinates or more also hold, until they are folded, the
+    low-rank factors of the last requests):
 
     >>> sum(est.curvature_inverse_.nbytes for est in clf.estimators_)
-    14400
+    9600
     """
 
     _parameter_constraints: dict = {

@@ -697,7 +697,8 @@ def test_sub_estimator_alone_after_batched_requests():
     assert model.estimators_[1].n_forgotten_ == 6
 
 
-def test_pickle_is_folded_and_shares_the_gram():
+def test_pickle_is_folded_and_shares_the_gram(monkeypatch):
+    monkeypatch.setattr(_stacked, "FOLD_RANK", 4)  # blocks of 7: eager by default
     X, Y = _batched_data()
     model = ErasableMultiOutputClassifier(ErasableLogisticRegression()).fit(X, Y)
     grams = [est.erasure_state_.certificate_state.gram for est in model.estimators_]
