@@ -447,7 +447,7 @@ def main(quick, threads):
         "",
         "**Multi-output requests** (`ErasableMultiOutputClassifier` over binary "
         "`ErasableLogisticRegression`s, the paper's CelebA shape; batched over "
-        "outputs: stacked inverses, lazy Woodbury factors folded past rank 64). "
+        "outputs: stacked inverses, lazy Woodbury factors folded past rank P/8). "
         "Floor: the same batched linear algebra in plain numpy (one stacked product "
         "against `[U, g]`, stacked Cholesky, one write of the downdated stack); "
         "lazy floor: the same without that write. Eager: the request with "
