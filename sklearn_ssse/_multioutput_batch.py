@@ -504,6 +504,10 @@ def batched_forget(estimators, works, params, X, Y, sample_weight, *, rows_check
         if certificate is not None and budget is not None:
             relative = certificate.get("relative_gradient_bound")
             within = None if relative is None else bool(relative <= budget)
+        guarantee = w._removal_guarantee(state, certificate)
+        if guarantee is not None:  # opt-in certified removal (linear_model.py)
+            certificate = {**(certificate or {}), "certified_removal": guarantee}
+            within = False if not guarantee["holds"] else within
         record = RequestRecord(
             index=state.version + 1,
             time=when,
