@@ -93,7 +93,37 @@ class _ColumnSlices:
         return self.cache[lo, hi]
 
 
-__all__ = ["LogisticMaths"]
+__all__ = ["LogisticMaths", "stacked_binary_terms"]
+
+
+def stacked_binary_terms(Xt, labels, points, kind):
+    """Residuals and curvature scales of many binary outputs on the same rows.
+
+    Output ``o`` is a binary logistic model with parameters ``points[o]``; row
+    ``i`` has label ``labels[i, o]`` in ``{0, 1}``. One GEMM gives every output's
+    probabilities ``p = σ(X̃ θ_oᵀ)``.
+
+    Parameters
+    ----------
+    Xt : ndarray of shape (k, width)
+        The augmented rows ``x̃ = [x, intercept_scaling]``.
+    labels : ndarray of shape (k, n_outputs)
+        Class indices (0 or 1).
+    points : ndarray of shape (n_outputs, width)
+        Each output's parameters.
+    kind : {"hessian", "fisher"}
+
+    Returns
+    -------
+    residuals : ndarray of shape (k, n_outputs)
+        ``r = p − y``: row ``i``'s gradient for output ``o`` is ``r[i, o] x̃_i``.
+    scales : ndarray of shape (k, n_outputs)
+        ``c`` with ``K_io = c[i, o]² x̃_i x̃_iᵀ`` (``√(p(1−p))`` or ``r``).
+    """
+    p = expit(Xt @ points.T)
+    residuals = p - labels
+    scales = residuals if kind == "fisher" else np.sqrt(p * (1 - p))
+    return residuals, scales
 
 
 class LogisticMaths(ModelMaths):

@@ -26,6 +26,7 @@ magnitude smaller than them on every measured problem).
 """
 
 import json
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -385,6 +386,180 @@ def request_certificate(
         cumulative_bound=cumulative,
         nothing_bound=nothing,
     )
+
+
+def stacked_request_certificates(
+    certs,
+    maths,
+    *,
+    theta,
+    theta_new,
+    point,
+    gradient,
+    solved,
+    forget_scale,
+    removed_hessian=None,
+    X,
+    removed_weights,
+):
+    """:func:`request_certificate` for many binary outputs at once, vectorised.
+
+    The outputs of a multi-output model over binary logistic regressions trained
+    on the same rows with the same weights share one Gram ``G``: it is downdated
+    once and shared by the new states (one ``width × width`` array, not one per
+    output), and every bound is computed for all outputs by stacked products.
+
+    Parameters
+    ----------
+    certs : list of CertificateState
+        One per output, all binary with a dense Gram (else ``None`` is returned).
+    maths : LogisticMaths
+        The (common) maths of the outputs.
+    theta, theta_new, point, gradient, solved : ndarray of shape (n_outputs, n_params)
+        As in :func:`request_certificate`, one row per output; the step of every
+        output is ``−ε · solved``.
+    forget_scale : float
+        ``ε``.
+    removed_hessian : callable or None
+        ``S ↦ (H*_{S,o} S_o)_o`` on ``(n_outputs, n_params)`` arrays, when the step
+        used the curvature before the removal.
+    X : ndarray of shape (k, n_features)
+        The forgotten rows.
+    removed_weights : ndarray of shape (k,)
+        ``C · w`` of those rows, the same for every output.
+
+    Returns
+    -------
+    list of (dict, CertificateState) or None
+        Each output's certificate and state after the request, as
+        :func:`request_certificate` gives them; ``None`` if the outputs do not
+        share their Gram (call :func:`request_certificate` per output instead).
+    """
+    if not certs or not all(
+        c is not None and c.binary and c.gram is not None for c in certs
+    ):
+        return None
+    gram = certs[0].gram
+    factor_shape = certs[0].excess_factor.shape
+    for c in certs[1:]:
+        if c.excess_factor.shape != factor_shape:
+            return None
+        if c.gram is not gram and not (
+            c.gram.shape == gram.shape and np.array_equal(c.gram, gram)
+        ):
+            return None
+    f64 = np.float64
+    theta = np.asarray(theta, dtype=f64)
+    delta = np.asarray(theta_new, dtype=f64) - theta
+    gradient = np.asarray(gradient, dtype=f64)
+
+    # As request_certificate: the Gram of the rows still there is bounded by
+    # G_fit − Y_SᵀY_S (G_fit shared by every output and never copied), its
+    # diagonal downdated exactly, and (θ − θ*) G_fit carried between requests.
+    Y = _weighted_rows(maths, X, removed_weights)
+    diagonal = np.array([c.gram_diagonal for c in certs]) - np.einsum("ij,ij->j", Y, Y)
+    diagonal = np.maximum(diagonal, 0.0)
+    norm = np.minimum(np.array([c.gram_norm for c in certs]), diagonal.sum(axis=1))
+    drift_vector = theta - np.asarray(point, dtype=f64)
+    n = theta.shape[0]
+    # (θ − θ*) G_fit: carried where the state holds it at θ, zero at θ*, else one
+    # product for the outputs that need it, together with Δ G_fit.
+    G_drift = np.zeros_like(drift_vector)
+    missing = []
+    for o, c in enumerate(certs):
+        if c.gram_drift is not None and np.array_equal(c.drift_at, theta[o]):
+            G_drift[o] = c.gram_drift.ravel()
+        elif np.any(drift_vector[o]):
+            missing.append(o)
+    products = np.vstack([delta, drift_vector[missing]]) @ gram
+    G_delta = products[:n]
+    G_drift[missing] = products[n:]
+
+    def quad(A, GA):  # √(a (G_fit − YᵀY) aᵀ) for every row a of A
+        value = np.einsum("oj,oj->o", A, GA) - np.sum((Y @ A.T) ** 2, axis=0)
+        return np.sqrt(np.maximum(value, 0.0))
+
+    q = quad(delta, G_delta)
+    drift_quad = quad(drift_vector, G_drift)
+    new_drift = G_drift + G_delta
+    drift_at = np.array(theta_new, dtype=f64)
+    penalty = np.array([c.penalty for c in certs])
+    kappa = _BINARY_CURVATURE_MAX
+    exact = np.array([c.exact_hessian for c in certs]) & (solved is not None)
+    if exact.any():
+        s = np.asarray(solved, dtype=f64)
+        eps = float(forget_scale)
+        rounding = delta + eps * s  # published (cast) step minus the exact one
+
+    # 1. The step term ĝ + H*δ.
+    step_term = (
+        np.linalg.norm(gradient + penalty * delta, axis=1) + kappa * np.sqrt(norm) * q
+    )
+    if exact.any():
+        F = np.array([c.excess_factor for c in certs])  # (n, P, r)
+        excess = np.array([c.excess_diagonal for c in certs]) * s
+        if F.shape[2]:
+            excess += np.einsum("opr,or->op", F, np.einsum("opr,op->or", F, s))
+        if removed_hessian is not None:
+            excess = excess + removed_hessian(s)
+        term = (1 - eps) * gradient + eps * excess
+        exact_term = np.linalg.norm(term, axis=1)
+        rounded = np.any(rounding != 0, axis=1)
+        # ‖(data Hessian) r‖ ≤ κ Λ ‖r‖ (r is a rounding: no need to be tight).
+        exact_term += np.where(
+            rounded,
+            np.linalg.norm(penalty * rounding, axis=1)
+            + kappa * norm * np.linalg.norm(rounding, axis=1),
+            0.0,
+        )
+        step_term = np.where(exact, exact_term, step_term)
+
+    # 2. The Taylor term, as in request_certificate.
+    drift = np.linalg.norm(drift_vector, axis=1)
+    through_norm = (drift + 0.5 * np.linalg.norm(delta, axis=1)) * np.sqrt(norm) * q
+    row_by_row = (drift_quad + 0.5 * q) * q
+    row_norm = np.array([c.row_norm for c in certs])
+    taylor_term = (
+        BINARY_HESSIAN_LIPSCHITZ * row_norm * np.minimum(through_norm, row_by_row)
+    )
+    own = step_term + taylor_term
+    carried = np.array([c.cumulative_bound for c in certs])
+    cumulative = carried + own
+    nothing = np.array([c.nothing_bound for c in certs]) + np.linalg.norm(
+        gradient, axis=1
+    )
+    removal = np.linalg.norm(gradient, axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        relative = np.where(nothing > 0, cumulative / nothing, np.nan)
+    columns = {
+        "removal_gradient": removal,
+        "relative_gradient_bound": relative,
+        "gradient_bound": own,
+        "step_term": step_term,
+        "taylor_term": taylor_term,
+        "carried": carried,
+        "cumulative_gradient_bound": cumulative,
+    }
+    # JSON floats (None for NaN and ±inf), column by column.
+    columns = {
+        key: [v if math.isfinite(v) else None for v in np.asarray(a, float).tolist()]
+        for key, a in columns.items()
+    }
+    out = []
+    for o, c in enumerate(certs):
+        certificate = {key: values[o] for key, values in columns.items()}
+        # (a frozen dataclass without __post_init__: copied without __init__)
+        state = object.__new__(type(c))
+        state.__dict__.update(
+            c.__dict__,
+            gram_diagonal=diagonal[o],
+            gram_drift=new_drift[o : o + 1],
+            drift_at=drift_at[o],
+            cumulative_bound=float(cumulative[o]),
+            nothing_bound=float(nothing[o]),
+        )
+        out.append((certificate, state))
+    return out
 
 
 def uncertified(cert, reason):

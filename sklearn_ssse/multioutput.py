@@ -23,6 +23,7 @@ from threadpoolctl import threadpool_limits
 
 from . import _array_api
 from ._memory import check_outputs_memory_budget
+from ._multioutput_batch import batched_forget, fold_outputs, stack_outputs
 from .base import (
     CURVATURE_PARAMS,
     ErasableMixin,
@@ -62,9 +63,8 @@ def _with_params(estimator, params):
     untouched.
     """
     work = object.__new__(type(estimator))
-    work.__dict__ = {
-        k: v for k, v in estimator.__dict__.items() if k != "_erasure_lock"
-    }
+    work.__dict__ = estimator.__dict__.copy()
+    work.__dict__.pop("_erasure_lock", None)
     for name, value in params.items():
         setattr(work, name, value)
     return work
@@ -172,9 +172,10 @@ class ErasableMultiOutputClassifier(PartialForgetRequestMixin, MultiOutputClassi
         :obj:`joblib.parallel_config` context: ``backend="dask"`` fits the
         outputs on a Dask cluster's workers); ``predict`` and
         :meth:`partial_forget` always run in local threads, which share the
-        stored curvature instead of sending it to workers. ``None`` means 1
-        unless in a :obj:`joblib.parallel_config` context; ``-1`` means all
-        processors.
+        stored curvature instead of sending it to workers (a request on binary
+        :class:`~sklearn_ssse.ErasableLogisticRegression` outputs runs all
+        outputs at once instead, see Notes). ``None`` means 1 unless in a
+        :obj:`joblib.parallel_config` context; ``-1`` means all processors.
 
     Attributes
     ----------
@@ -213,7 +214,22 @@ class ErasableMultiOutputClassifier(PartialForgetRequestMixin, MultiOutputClassi
     ``X.astype(np.float32)`` halves it (2.7 GB there), and the coefficients and
     later updates are then float32 too. A request holds the old and the updated
     blocks of every output until it succeeds (it is atomic), so its peak memory is
-    twice the stored curvature.
+    twice the stored curvature (a one-row request on binary logistic outputs
+    adds only low-rank factors, see below).
+
+    **Requests batched over outputs.** When every output is a binary
+    :class:`~sklearn_ssse.ErasableLogisticRegression` with one dense curvature
+    block (the paper's setting), the outputs' inverses are kept in one
+    ``(L, P, P)`` array and a request runs on all outputs at once: one product
+    for every output's probabilities, one stacked product, Cholesky and solve
+    for the step and the downdate, certificates computed together (the outputs
+    share one certificate Gram). Each output's downdate is kept as low-rank
+    factors until they reach an eighth of the block size (64 at the paper's
+    512 features), then folded into a new stack, so a
+    one-row request reads the stored curvature once and writes nothing of its
+    size. ``estimators_[j]`` used alone behaves as before; a pickle or copy of
+    the model holds the folded inverses. Other sub-estimators and settings take
+    one request per output, with the same results (``docs/latency.md``).
 
     **An output left with one class.** When a request erases the last training
     rows of one class of an output (all the positives of a rare attribute), a
@@ -248,7 +264,9 @@ class ErasableMultiOutputClassifier(PartialForgetRequestMixin, MultiOutputClassi
     >>> clf.predict(X[:2]).shape
     (2, 3)
 
-    Memory is ``L · m² · itemsize`` without intercept (3 · 20² · 8 bytes here):
+    Memory is ``L · m² · itemsize`` without intercept (3 · 20² · 8 bytes here;
+    blocks of 64 coordinates or more also hold, until they are folded, the
+    low-rank factors of the last requests):
 
     >>> sum(est.curvature_inverse_.nbytes for est in clf.estimators_)
     9600
@@ -294,6 +312,9 @@ class ErasableMultiOutputClassifier(PartialForgetRequestMixin, MultiOutputClassi
         check_outputs_memory_budget(self.estimator, X, Y, n_jobs=self.n_jobs)
         with erasure_lock(self):
             super().fit(X, Y, sample_weight=sample_weight, **fit_params)
+            # Binary logistic outputs: their inverses in one stack, so that
+            # requests run on all outputs at once (_multioutput_batch).
+            stack_outputs(self.estimators_)
             self.n_forgotten_ = 0
         return self
 
@@ -333,7 +354,9 @@ class ErasableMultiOutputClassifier(PartialForgetRequestMixin, MultiOutputClassi
         Each output's sub-estimator forgets the rows ``X`` with its column of
         ``Y`` (for :class:`~sklearn_ssse.ErasableLogisticRegression`: one SSSE
         step and the removal of the rows from that output's stored curvature).
-        The outputs are processed in parallel threads (``n_jobs``).
+        Binary :class:`~sklearn_ssse.ErasableLogisticRegression` outputs are
+        processed all at once by batched linear algebra (see Notes); other
+        outputs one by one, in parallel threads with ``n_jobs``.
 
         Parameters
         ----------
@@ -379,10 +402,11 @@ class ErasableMultiOutputClassifier(PartialForgetRequestMixin, MultiOutputClassi
                 f"Y must have shape (n_rows, {len(self.estimators_)}), one column per "
                 f"output seen in fit; got shape {Y.shape}"
             )
-        template = self.estimator.get_params(deep=False)
+        # get_params(deep=False) of the request's parameters, without inspecting
+        # the signature at every request (the names are cached per class).
         template = {
-            k: v
-            for k, v in template.items()
+            k: getattr(self.estimator, k)
+            for k in _param_names(type(self.estimator))
             if k in _REQUEST_PARAMS or k in CURVATURE_PARAMS
         }
         with erasure_lock(self):
@@ -398,21 +422,38 @@ class ErasableMultiOutputClassifier(PartialForgetRequestMixin, MultiOutputClassi
             if ledger is not None and Y.shape[0]:
                 fingerprints = ledger.fingerprints(X, Y, sample_weight)
                 ledger.check(fingerprints)
-            for j, request in enumerate(requests):
-                request.prepare(
+            estimators = None
+            if Y.shape[0]:
+                # The common case (binary logistic outputs, one dense block each):
+                # every output at once, by batched linear algebra. It returns
+                # None where it does not apply or would refuse the request.
+                estimators = batched_forget(
+                    self.estimators_,
+                    [_with_params(r.estimator, r.params) for r in requests],
+                    template,
                     X,
-                    Y[:, j],
+                    Y,
                     sample_weight,
                     rows_checked=ledger is not None,
-                    validate=j == 0,
                 )
+            if estimators is None:
+                for j, request in enumerate(requests):
+                    request.prepare(
+                        X,
+                        Y[:, j],
+                        sample_weight,
+                        rows_checked=ledger is not None,
+                        validate=j == 0,
+                    )
             if Y.shape[0] == 0:
                 return self
             # 2. Compute every output's new sub-estimator; nothing published yet.
             # Each output's downdate is one pass over its stored inverse, memory-
             # bound: one thread per job, in sequence unless n_jobs asks for more.
             n_jobs = effective_n_jobs(self.n_jobs)
-            if n_jobs == 1:
+            if estimators is not None:
+                pass
+            elif n_jobs == 1:
                 estimators = [
                     request.compute(X, Y[:, j], sample_weight)
                     for j, request in enumerate(requests)
@@ -438,6 +479,14 @@ class ErasableMultiOutputClassifier(PartialForgetRequestMixin, MultiOutputClassi
             if fingerprints is not None:
                 ledger.mark_forgotten(fingerprints)
         return self
+
+    def __getstate__(self):
+        # The outputs' lazy factors are folded first (under the lock): the pickle
+        # or copy and the model then hold the same state, and no pickle holds
+        # factors that carry the directions of recently forgotten rows.
+        with erasure_lock(self):
+            fold_outputs(self.__dict__.get("estimators_", ()))
+            return super().__getstate__()
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -1,5 +1,6 @@
 """ErasableMultiOutputClassifier: the paper's multi-attribute setting."""
 
+import copy
 import pickle
 
 import numpy as np
@@ -17,7 +18,15 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 from sklearn.utils.validation import validate_data
 from threadpoolctl import threadpool_limits
 
-from sklearn_ssse import ErasableLogisticRegression, ErasureNumericalError
+from sklearn_ssse import (
+    ErasableLogisticRegression,
+    ErasureNumericalError,
+    RefitRecommendedError,
+    RefitRecommendedWarning,
+    _stacked,
+)
+from sklearn_ssse._curvature import BlockDiagonalInverse
+from sklearn_ssse._stacked import InverseStack, StackedBlockInverse
 from sklearn_ssse.datasets import load_diabetes_attributes
 from sklearn_ssse.multioutput import ErasableMultiOutputClassifier
 
@@ -323,7 +332,8 @@ def test_request_refused_by_one_output_changes_no_output():
     assert _state(clf) == state
 
 
-def test_numerical_failure_in_one_output_changes_no_output(monkeypatch):
+@pytest.mark.parametrize("batched_fails", [False, True])
+def test_numerical_failure_in_one_output_changes_no_output(monkeypatch, batched_fails):
     clf, X, Y = _fitted()
     state = _state(clf)
     last = clf.estimators_[-1]
@@ -335,6 +345,17 @@ def test_numerical_failure_in_one_output_changes_no_output(monkeypatch):
         return original(self, *args)
 
     monkeypatch.setattr(ErasableLogisticRegression, "_compute_forget", failing)
+    if batched_fails:
+        # A failure in the batched path hands the request to the per-output
+        # path, which names the output that fails.
+        def indefinite(*args, **kwargs):
+            raise np.linalg.LinAlgError("not positive definite")
+
+        monkeypatch.setattr(InverseStack, "downdated_and_applied", indefinite)
+    else:
+        monkeypatch.setattr(
+            "sklearn_ssse.multioutput.batched_forget", lambda *a, **k: None
+        )
     with pytest.raises(ErasureNumericalError, match="output 3: the stored curvature"):
         clf.partial_forget(X[:6], Y[:6])
     assert _state(clf) == state
@@ -519,3 +540,216 @@ def test_any_sub_estimator_with_partial_forget():
     with pytest.raises(ValueError, match="output 3: cannot forget every row"):
         clf.partial_forget(X[last], Y[last])
     assert _state(clf) == state
+
+
+# -- the batched path (binary logistic outputs, stacked inverses) ----------------------
+def _batched_data(dtype=np.float64, n_outputs=4):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(150, 6)).astype(dtype)
+    Y = X @ rng.normal(size=(6, n_outputs)) + rng.normal(size=(150, n_outputs)) > 0
+    return X, Y.astype(int)
+
+
+def _per_output(monkeypatch):
+    """Make the wrapper take its per-output path (the reference)."""
+    monkeypatch.setattr("sklearn_ssse.multioutput.batched_forget", lambda *a, **k: None)
+
+
+def _assert_same_models(a, b, rtol):
+    for ea, eb in zip(a.estimators_, b.estimators_):
+        assert ea.coef_.dtype == eb.coef_.dtype
+        assert_allclose(ea.coef_, eb.coef_, rtol=rtol, atol=rtol)
+        assert_allclose(ea.intercept_, eb.intercept_, rtol=rtol, atol=rtol)
+        sa, sb = ea.erasure_state_, eb.erasure_state_
+        assert_allclose(
+            sa.curvature.to_dense(), sb.curvature.to_dense(), rtol=rtol, atol=rtol
+        )
+        assert_allclose(sa.data_diagonal, sb.data_diagonal, rtol=rtol, atol=rtol)
+        assert_array_equal(sa.class_counts, sb.class_counts)
+        assert_allclose(sa.class_weight_sums, sb.class_weight_sums)
+        assert sa.n_forgotten == sb.n_forgotten
+        for ra, rb in zip(sa.records, sb.records, strict=True):
+            assert ra.rows_per_class == rb.rows_per_class
+            assert (ra.n_rows, ra.n_remaining) == (rb.n_rows, rb.n_remaining)
+            assert ra.step_norm == pytest.approx(rb.step_norm, rel=rtol, abs=rtol)
+            for key, value in rb.certificate.items():
+                if isinstance(value, float):
+                    # float32: the bounds include the rounding of the published
+                    # parameters, which differs between the two paths.
+                    assert ra.certificate[key] == pytest.approx(
+                        value, rel=1e-6 if rtol < 1e-6 else 1e-2, abs=1e-12
+                    ), key
+                else:
+                    assert ra.certificate[key] == value, key
+
+
+def _stack_of(model):
+    """The one stack every output's curvature is a slice of (asserts it)."""
+    inverses = [est.curvature_inverse_ for est in model.estimators_]
+    assert all(type(inv) is StackedBlockInverse for inv in inverses)
+    stack = inverses[0].stack
+    assert all(inv.stack is stack for inv in inverses)
+    assert [inv.index for inv in inverses] == list(range(len(inverses)))
+    return stack
+
+
+# Requests of 1 to 6 rows (P = 6 or 7): every one takes the batched path.
+_REQUESTS = [slice(0, 1), slice(1, 4), slice(4, 5), slice(5, 11), slice(11, 12)]
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {},
+        {"curvature": "fisher", "forget_scale": 0.5},
+        {"leave_out": False},
+        {"fit_intercept": False},
+        {"C": 0.3, "class_weight": {0: 1.0, 1: 2.0}},
+    ],
+    ids=["hessian", "fisher", "leave-in", "no-intercept", "class-weight"],
+)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_batched_path_matches_per_output_path(monkeypatch, params, dtype):
+    X, Y = _batched_data(dtype)
+    batched = ErasableMultiOutputClassifier(ErasableLogisticRegression(**params))
+    batched.fit(X, Y)
+    looped = copy.deepcopy(batched)
+    weights = np.linspace(0.5, 2.0, X.shape[0]).astype(dtype)
+    for rows in _REQUESTS:
+        batched.partial_forget(X[rows], Y[rows], sample_weight=weights[rows])
+        _stack_of(batched)  # the batched path ran
+    _per_output(monkeypatch)
+    for rows in _REQUESTS:
+        looped.partial_forget(X[rows], Y[rows], sample_weight=weights[rows])
+    assert not isinstance(looped.estimators_[0].curvature_inverse_, StackedBlockInverse)
+    _assert_same_models(batched, looped, 1e-10 if dtype == np.float64 else 1e-4)
+    for est in batched.estimators_:
+        assert est.coef_.dtype == dtype and est.intercept_.dtype == dtype
+        assert est.erasure_state_.coefficients.dtype == dtype
+    assert _stack_of(batched).base.dtype == dtype
+
+
+def test_lazy_factors_fold_and_old_states_stay_intact(monkeypatch):
+    monkeypatch.setattr(_stacked, "FOLD_RANK", 2)
+    X, Y = _batched_data()
+    model = ErasableMultiOutputClassifier(ErasableLogisticRegression()).fit(X, Y)
+    looped = copy.deepcopy(model)
+    old = model.estimators_
+    old_inverses = [est.curvature_inverse_.to_dense() for est in old]
+    base = _stack_of(model).base
+    ranks = []
+    for i in range(4):
+        model.partial_forget(X[i : i + 1], Y[i : i + 1])
+        ranks.append(_stack_of(model).rank)
+    # Rank 1, 2, then folded into a new base (3 > 2), then 1 again.
+    assert ranks == [1, 2, 0, 1]
+    assert _stack_of(model).base is not base
+    for est, inverse in zip(old, old_inverses):
+        assert_array_equal(est.curvature_inverse_.to_dense(), inverse)
+        assert est.n_forgotten_ == 0
+    _per_output(monkeypatch)
+    for i in range(4):
+        looped.partial_forget(X[i : i + 1], Y[i : i + 1])
+    _assert_same_models(model, looped, 1e-10)
+
+
+def test_batched_path_falls_back_where_it_does_not_apply():
+    X, Y = _batched_data()
+    model = ErasableMultiOutputClassifier(ErasableLogisticRegression()).fit(X, Y)
+    # More rows than parameters: the per-output path (a dense re-solve).
+    model.partial_forget(X[:20], Y[:20])
+    assert type(model.estimators_[0].curvature_inverse_) is BlockDiagonalInverse
+    # The next request stacks the outputs again.
+    model.partial_forget(X[20:22], Y[20:22])
+    _stack_of(model)
+    # An output with three classes, block_size and linearization="current":
+    # per-output path, same results as before this change.
+    Y3 = Y.copy()
+    Y3[:, 0] += (X[:, 0] > 1).astype(int)
+    for Yt, params in [
+        (Y3, {}),
+        (Y, {"block_size": 3}),
+        (Y, {"linearization": "current"}),
+    ]:
+        model = ErasableMultiOutputClassifier(ErasableLogisticRegression(**params))
+        model.fit(X, Yt).partial_forget(X[:3], Yt[:3])
+        assert type(model.estimators_[1].curvature_inverse_) is BlockDiagonalInverse
+        single = ErasableLogisticRegression(**params).fit(X, Yt[:, 1])
+        single.partial_forget(X[:3], Yt[:3, 1])
+        assert_allclose(model.estimators_[1].coef_, single.coef_, rtol=1e-10)
+
+
+def test_sub_estimator_alone_after_batched_requests():
+    X, Y = _batched_data()
+    model = ErasableMultiOutputClassifier(ErasableLogisticRegression()).fit(X, Y)
+    model.partial_forget(X[:2], Y[:2])
+    est = model.estimators_[1]
+    reference = copy.deepcopy(est)  # folded, on its own
+    assert type(reference.curvature_inverse_) is StackedBlockInverse
+    for e in (est, reference):
+        e.partial_forget(X[2:4], Y[2:4, 1])
+    assert_allclose(est.coef_, reference.coef_, rtol=1e-12)
+    assert type(est.curvature_inverse_) is BlockDiagonalInverse
+    assert_allclose(est.predict_proba(X), reference.predict_proba(X), rtol=1e-12)
+    # The wrapper's next request: a new stack, the changed output included.
+    model.partial_forget(X[5:7], Y[5:7])
+    _stack_of(model)
+    assert model.estimators_[1].n_forgotten_ == 6
+
+
+def test_pickle_is_folded_and_shares_the_gram(monkeypatch):
+    monkeypatch.setattr(_stacked, "FOLD_RANK", 4)  # blocks of 7: eager by default
+    X, Y = _batched_data()
+    model = ErasableMultiOutputClassifier(ErasableLogisticRegression()).fit(X, Y)
+    grams = [est.erasure_state_.certificate_state.gram for est in model.estimators_]
+    assert all(g is grams[0] for g in grams)  # one array for every output
+    model.partial_forget(X[:1], Y[:1])
+    assert _stack_of(model).rank == 1  # lazy: a factor, not a new base
+    restored = pickle.loads(pickle.dumps(model))
+    for est in restored.estimators_:  # each output's inverse alone, folded
+        inverse = est.curvature_inverse_
+        assert inverse.stack.n_outputs == 1 and inverse.stack.rank == 0
+    grams = [est.erasure_state_.certificate_state.gram for est in restored.estimators_]
+    assert all(g is grams[0] for g in grams)
+    _assert_same_models(restored, model, 1e-12)
+    for m in (model, restored):
+        m.partial_forget(X[1:4], Y[1:4])
+    _stack_of(restored)  # stacked again at its first request
+    _assert_same_models(restored, model, 1e-12)
+    size = len(pickle.dumps(restored))
+    L, P = Y.shape[1], X.shape[1] + 1
+    assert size < 8 * (L * P * P + 2 * P * P) + 40_000
+
+
+def test_batched_request_over_budget(monkeypatch):
+    X, Y = _batched_data()
+    base = ErasableLogisticRegression(certificate_budget=0.0, on_budget="raise")
+    model = ErasableMultiOutputClassifier(base).fit(X, Y)
+    state = _state(model)
+    with pytest.raises(RefitRecommendedError, match="output 0: Refit recommended"):
+        model.partial_forget(X[:2], Y[:2])
+    assert _state(model) == state
+    model.set_params(estimator__on_budget="warn")
+    with pytest.warns(RefitRecommendedWarning):
+        model.partial_forget(X[:2], Y[:2])
+    _stack_of(model)
+    assert all(
+        est.request_records_[-1].within_budget is False for est in model.estimators_
+    )
+
+
+def test_batched_request_that_empties_a_class_is_uncertified(monkeypatch):
+    X, Y = _batched_data()
+    Y[:, 2] = 0
+    Y[:3, 2] = 1  # three positives in output 2
+    model = ErasableMultiOutputClassifier(ErasableLogisticRegression()).fit(X, Y)
+    looped = copy.deepcopy(model)
+    model.partial_forget(X[:3], Y[:3])
+    _stack_of(model)
+    record = model.estimators_[2].request_records_[-1]
+    assert record.certificate["cumulative_gradient_bound"] is None
+    assert "lost all its rows" in record.certificate["note"]
+    assert_array_equal(model.predict(X)[:, 2], 0)
+    _per_output(monkeypatch)
+    looped.partial_forget(X[:3], Y[:3])
+    _assert_same_models(model, looped, 1e-10)
