@@ -266,8 +266,6 @@ def main():
         "",
         "| measured | time | ratio |",
         "|---|---|---|",
-        f"| request with certificate | {t['request'] * 1e3:.1f} ms | "
-        f"{t['request'] / t['request_plain']:.2f} × the request without it |",
         *(
             f"| the certificate alone, {k}-row requests (sequential, median) | "
             f"{cert * 1e3:.2f} ms | {cert / plain:.3f} × the request without it "

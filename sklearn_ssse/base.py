@@ -133,6 +133,18 @@ def _row_norms(X):
     return np.sqrt(np.einsum("ij,ij->i", X, X, dtype=np.float64))
 
 
+def _folded(curvature):
+    """``curvature`` without pending low-rank factors (itself when it has none)."""
+    from ._curvature_lowrank import LowRankUpdatedInverse
+    from ._stacked import StackedBlockInverse
+
+    if isinstance(curvature, LowRankUpdatedInverse):
+        return curvature.compacted() if any(curvature.rank) else curvature
+    if isinstance(curvature, StackedBlockInverse):
+        return curvature._plain() if curvature.stack.rank else curvature
+    return curvature
+
+
 def _power_of_two_above(value):
     """The smallest power of two ≥ ``value`` (0 for 0): a bound that hides ``value``."""
     if not np.isfinite(value):
@@ -796,6 +808,45 @@ class ErasableMixin(PartialForgetRequestMixin):
             self._publish(self._compute_forget(request))
             if ledger is not None:
                 ledger.mark_forgotten(request.fingerprints)
+        return self
+
+    def compact_erasure_state(self):
+        """Fold the low-rank factors of recent requests into the stored inverse.
+
+        A request on a dense curvature block publishes the new inverse as the
+        shared inverse before it plus low-rank Woodbury factors, folded into a new
+        dense block once their rank passes an eighth of the block
+        (``docs/latency.md``). Until then the live model holds, in memory, the
+        curvature that recent requests removed, from which the directions of the
+        forgotten rows can be recovered. Pickles, copies and skops files never
+        hold it (they store the folded inverse). Call this method when the live
+        model must not hold it either, for instance right after an erasure
+        request, before the model is handed on; it costs one write of each block
+        with factors, as an eager downdate does.
+
+        Returns
+        -------
+        self : object
+            The estimator, its stored inverse folded (the same matrix).
+
+        Examples
+        --------
+        >>> from sklearn.datasets import load_breast_cancer
+        >>> from sklearn.preprocessing import scale
+        >>> from sklearn_ssse import ErasableLogisticRegression
+        >>> X, y = load_breast_cancer(return_X_y=True)
+        >>> X = scale(X)
+        >>> model = ErasableLogisticRegression().fit(X, y)
+        >>> model = model.partial_forget(X[:2], y[:2]).compact_erasure_state()
+        >>> type(model.erasure_state_.curvature).__name__
+        'BlockDiagonalInverse'
+        """
+        check_is_fitted(self, "erasure_state_")
+        with self._erasure_lock():
+            state = self.erasure_state_
+            folded = _folded(state.curvature)
+            if folded is not state.curvature:
+                self._publish({"erasure_state_": state.replace(curvature=folded)})
         return self
 
     def _erasure_state(self):

@@ -480,6 +480,28 @@ class ErasableMultiOutputClassifier(PartialForgetRequestMixin, MultiOutputClassi
                 ledger.mark_forgotten(fingerprints)
         return self
 
+    def compact_erasure_state(self):
+        """Fold the low-rank factors of recent requests into the stored inverses.
+
+        The multi-output counterpart of
+        :meth:`ErasableLogisticRegression.compact_erasure_state
+        <sklearn_ssse.ErasableLogisticRegression.compact_erasure_state>`: after
+        it, the live model holds no curvature removed by earlier requests (pickles
+        and copies never do). One write of the stacked inverses.
+
+        Returns
+        -------
+        self : object
+            The estimator, its stored inverses folded (the same matrices).
+        """
+        check_is_fitted(self, "estimators_")
+        with erasure_lock(self):
+            fold_outputs(self.estimators_)
+            for estimator in self.estimators_:
+                if hasattr(estimator, "compact_erasure_state"):
+                    estimator.compact_erasure_state()
+        return self
+
     def __getstate__(self):
         # The outputs' lazy factors are folded first (under the lock): the pickle
         # or copy and the model then hold the same state, and no pickle holds

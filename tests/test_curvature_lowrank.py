@@ -181,3 +181,32 @@ def test_skops_round_trip_of_a_lazy_state():
     for m in (model, loaded):
         m.partial_forget(X[3:5], y[3:5])
     assert_allclose(loaded.coef_, model.coef_, rtol=1e-9, atol=1e-12)
+
+
+def test_compact_erasure_state_folds_the_factors_and_changes_nothing_else():
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(300, 79))
+    y = (X[:, 0] + rng.normal(size=300) > 0).astype(int)
+    model = ErasableLogisticRegression().fit(X, y)
+    model.partial_forget(X[:2], y[:2])
+    lazy = model.erasure_state_
+    assert isinstance(lazy.curvature, LowRankUpdatedInverse)
+    assert model.compact_erasure_state() is model
+    state = model.erasure_state_
+    assert type(state.curvature) is BlockDiagonalInverse
+    assert_allclose(state.curvature.to_dense(), lazy.curvature.to_dense(), rtol=1e-12)
+    assert state.records == lazy.records and state.coefficients is lazy.coefficients
+    # Idempotent, and later requests match a model that was never compacted.
+    assert model.compact_erasure_state().erasure_state_ is state
+    other = copy.deepcopy(model)
+    model.partial_forget(X[5:8], y[5:8])
+    other.erasure_state_ = other.erasure_state_.replace(curvature=lazy.curvature)
+    other.partial_forget(X[5:8], y[5:8])
+    assert_allclose(model.coef_, other.coef_, rtol=1e-9, atol=1e-12)
+
+
+def test_compact_erasure_state_needs_a_fitted_model():
+    from sklearn.exceptions import NotFittedError
+
+    with pytest.raises(NotFittedError):
+        ErasableLogisticRegression().compact_erasure_state()

@@ -653,6 +653,22 @@ def test_lazy_factors_fold_and_old_states_stay_intact(monkeypatch):
     _assert_same_models(model, looped, 1e-10)
 
 
+def test_compact_erasure_state_folds_the_stack(monkeypatch):
+    monkeypatch.setattr(_stacked, "FOLD_RANK", 5)
+    X, Y = _batched_data()
+    model = ErasableMultiOutputClassifier(ErasableLogisticRegression()).fit(X, Y)
+    model.partial_forget(X[:1], Y[:1])
+    assert _stack_of(model).rank == 1
+    before = [est.curvature_inverse_.to_dense() for est in model.estimators_]
+    coef = [est.coef_.copy() for est in model.estimators_]
+    assert model.compact_erasure_state() is model
+    assert _stack_of(model).rank == 0
+    for est, inverse, c in zip(model.estimators_, before, coef):
+        assert_allclose(est.curvature_inverse_.to_dense(), inverse, rtol=1e-12)
+        assert_array_equal(est.coef_, c)
+    model.partial_forget(X[1:2], Y[1:2])  # requests go on from the folded stack
+
+
 def test_batched_path_falls_back_where_it_does_not_apply():
     X, Y = _batched_data()
     model = ErasableMultiOutputClassifier(ErasableLogisticRegression()).fit(X, Y)
