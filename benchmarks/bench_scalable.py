@@ -15,12 +15,12 @@ relative parameter distance ``‖θ̂ − θ_refit‖ / ‖θ* − θ_refit‖``
 against the diagonal curvature (``block_size=1``) and the dense block
 (``block_size=None``). The dense block does not fit at 28 000 features (6 GB
 binary, 220 GB for 6 classes): its step is computed exactly by CG on the
-``"cg"`` structure, which holds the same matrix (tested), and the diagonal's from
-that matrix's diagonal. With 6 classes the fidelity uses a smaller vocabulary
-(``min_df=6``), where ``"cg"``'s 21 pair blocks stay small.
+``"cg-rows"`` structure, which holds the same matrix as ``"cg"`` and the dense
+block (tested), and the diagonal's from that matrix's diagonal.
 
-Run ``python benchmarks/bench_scalable.py`` (about 15 minutes on a busy 2-core
-machine); ``--quick`` for a small smoke run. Writes
+Run ``python benchmarks/bench_scalable.py`` (about 5 minutes on a quiet machine,
+8 on a busy 2-core one); ``--quick`` for a small smoke run; ``--dense-timing``
+adds the images' dense block and ``"cg"`` pair blocks (minutes each). Writes
 ``benchmarks/results/scalable.md``.
 """
 
@@ -38,8 +38,10 @@ from scipy import ndimage
 from sklearn.datasets import load_digits
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
+from threadpoolctl import threadpool_limits
 
 from sklearn_ssse import ErasableLogisticRegression
+from sklearn_ssse._memory import check_memory_budget
 from sklearn_ssse.datasets import load_docstring_corpus
 from sklearn_ssse.metrics import relative_parameter_distance
 
@@ -76,20 +78,33 @@ def request_latency(model, X, y, rows, repeats=1):
     return float(np.median(times))
 
 
+def single_rows(model, X, y, rows):
+    """Median seconds of one-row requests, one after another on one copy."""
+    work = copy.deepcopy(model)
+    return float(
+        np.median([timed(work.partial_forget, X[[i]], y[[i]])[0] for i in rows])
+    )
+
+
 def speed_rows(name, X, y, structures, C, request_rows, refit_time, fit_time):
     """Stored bytes, build and request latency of each structure."""
     rows = []
+    singles = np.setdiff1d(np.arange(len(y)), request_rows)[-5:]
     for label, params in structures.items():
         build, model = timed(
             ErasableLogisticRegression(C=C, curvature="hessian", **params).fit, X, y
         )
+        if params.get("curvature_structure", "auto") == "auto":
+            label = f"{label} → {model.curvature_structure_!r}"
         stored = model.curvature_inverse_.nbytes
-        one = request_latency(model, X, y, [len(y) - 1], repeats=2)
-        many = request_latency(model, X, y, request_rows)
+        one = single_rows(model, X, y, singles)
+        many = request_latency(
+            model, X, y, request_rows, repeats=1 if build > 20 else 3
+        )
         rows.append(
-            f"| {name} | {label} | {stored / 2**20:.0f} MB | "
-            f"{build:.1f} s ({build / fit_time:.1f}×) | {one * 1e3:.0f} ms | "
-            f"{many:.2f} s ({many / refit_time:.3f}×) |"
+            f"| {name} | {label} | {stored / 1e6:.1f} MB | "
+            f"{build:.2f} s ({build / fit_time:.1f}×) | {one * 1e3:.1f} ms "
+            f"({one / refit_time:.3f}×) | {many:.3f} s ({many / refit_time:.3f}×) |"
         )
         print(rows[-1], flush=True)
     return rows
@@ -107,10 +122,30 @@ def flat(coef, intercept):
     return np.concatenate([np.ravel(coef), np.ravel(intercept)])
 
 
-def fidelity_rows(name, X, y, structures, C, forget):
+class count_products:
+    """Counts the curvature products (``matvec``) made inside a ``with`` block."""
+
+    def __init__(self, curvature):
+        self.cls, self.count = type(curvature), 0
+
+    def __enter__(self):
+        original = self.original = self.cls.matvec
+
+        def counted(inner, vector):
+            self.count += 1
+            return original(inner, vector)
+
+        self.cls.matvec = counted
+        return self
+
+    def __exit__(self, *exc):
+        self.cls.matvec = self.original
+
+
+def fidelity_rows(name, X, y, structures, C, forget, sweep=(1e-2,)):
     """Relative distance to a tight refit of one request.
 
-    The dense block's step is computed exactly on the ``"cg"`` structure (the same
+    The dense block's step is computed exactly on the ``"cg-rows"`` structure (the same
     matrix, tests/test_curvature_scalable.py; CG to a residual of 1e-10), and
     the diagonal curvature's from its diagonal: both from the same fitted model,
     without the dense inverse's memory and time. ``structures`` are fitted
@@ -122,7 +157,9 @@ def fidelity_rows(name, X, y, structures, C, forget):
     refit = warm_fit(LogisticRegression(**kw), X[keep], y[keep], start)
     target = flat(refit.coef_, refit.intercept_)
     model = warm_fit(
-        ErasableLogisticRegression(curvature="hessian", curvature_structure="cg", **kw),
+        ErasableLogisticRegression(
+            curvature="hessian", curvature_structure="cg-rows", **kw
+        ),
         X,
         y,
         start,
@@ -137,16 +174,27 @@ def fidelity_rows(name, X, y, structures, C, forget):
     def diagonal(gradient, inverse, downdated):
         return -gradient / downdated.diagonal()
 
-    rows = []
-    for label, step in (
+    def at(rtol):
+        def step(gradient, inverse, downdated):
+            downdated.rtol = rtol
+            return -downdated.apply(gradient)
+
+        return step
+
+    steps = [
         ("diagonal", diagonal),
-        ("dense block (exact solve)", exact),
-        ("cg (default tolerance)", None),
-    ):
-        updates = model._compute_forget(request, step=step)
+        ("dense block (exact solve: CG to 1e-10)", exact),
+    ]
+    steps += [(f"cg / cg-rows, CG to {rtol:g}", at(rtol)) for rtol in sweep]
+    rows = []
+    for label, step in steps:
+        products = count_products(model.curvature_inverse_)
+        with products:
+            updates = model._compute_forget(request, step=step)
         theta = flat(updates["coef_"], updates["intercept_"])
-        distance = relative_parameter_distance(theta, original, target)
-        rows.append(f"| {name} | {label} | {distance:.3f} |")
+        distance = relative_parameter_distance(theta, original=original, refit=target)
+        count = f"{products.count}" if step is not diagonal else "—"
+        rows.append(f"| {name} | {label} | {distance:.3f} | {count} |")
         print(rows[-1], flush=True)
     for label, params in structures.items():
         fitted = ErasableLogisticRegression(curvature="hessian", **kw, **params)
@@ -154,16 +202,16 @@ def fidelity_rows(name, X, y, structures, C, forget):
         before = flat(fitted.coef_, fitted.intercept_)
         fitted.partial_forget(X[forget], y[forget])
         theta = flat(fitted.coef_, fitted.intercept_)
-        distance = relative_parameter_distance(theta, before, target)
-        rows.append(f"| {name} | {label} | {distance:.3f} |")
+        distance = relative_parameter_distance(theta, original=before, refit=target)
+        rows.append(f"| {name} | {label} | {distance:.3f} | |")
         print(rows[-1], flush=True)
     return rows
 
 
 def main(
     quick=False,
-    problems=("text2", "images", "text6"),
-    dense_timing=True,
+    problems=("text2", "text6", "images"),
+    dense_timing=False,
     image_shape=(6000, 784),
     output=RESULTS,
 ):
@@ -171,55 +219,74 @@ def main(
     rng = np.random.default_rng(0)
     speed = [
         "| problem | structure | stored | erasable fit (× plain fit) "
-        "| forget 1 row | forget k rows (× refit) |",
+        "| forget 1 row (× refit) | forget k rows (× refit) |",
         "|---|---|---|---|---|---|",
     ]
     fidelity = [
-        "| problem | curvature | relative distance to the refit |",
-        "|---|---|---|",
+        "| problem | curvature | relative distance to the refit | CG products |",
+        "|---|---|---|---|",
     ]
-    for problem in problems:
-        if problem == "images":
-            image_rows(speed, fidelity, rng, quick, dense_timing, image_shape)
-        else:
-            text_rows(speed, fidelity, rng, quick, int(problem[4:]))
-        write(speed, fidelity, quick, output, done=False)
-    write(speed, fidelity, quick, output, done=True)
+    floor = []
+    started = time.perf_counter()
+    with threadpool_limits(limits=1, user_api="blas"):
+        for problem in problems:
+            if problem == "images":
+                image_rows(speed, fidelity, rng, quick, dense_timing, image_shape)
+            else:
+                text_rows(speed, fidelity, floor, rng, quick, int(problem[4:]))
+            write(speed, fidelity, floor, quick, output, started, done=False)
+    write(speed, fidelity, floor, quick, output, started, done=True)
 
 
-def text_rows(speed, fidelity, rng, quick, n_classes):
-    """The docstring corpus, ``C=10``."""
+def product_time(model, repeats=20):
+    """Median seconds of one product with the stored curvature."""
+    curvature = model.curvature_inverse_
+    vector = np.random.default_rng(0).standard_normal(curvature.n_params)
+    vector = vector.astype(curvature.dtype)
+    times = [timed(curvature.matvec, vector)[0] for _ in range(repeats)]
+    return float(np.median(times))
+
+
+def text_rows(speed, fidelity, floor, rng, quick, n_classes):
+    """The docstring corpus, ``C=10``, all ~28 000 features."""
     C = 10.0
-    dtype = np.float64 if n_classes == 2 else np.float32
-    X, y = load_docstring_corpus(
-        n_classes=n_classes, min_df=2 if not quick else 30, dtype=dtype
-    )
+    X, y = load_docstring_corpus(n_classes=n_classes, min_df=2 if not quick else 30)
     name = f"docstrings, {n_classes} classes, {X.shape[1]} features"
-    fit_time, _ = timed(LogisticRegression(C=C).fit, X, y)
+    fit_time = min(timed(LogisticRegression(C=C).fit, X, y)[0] for _ in range(2))
     forget = rng.choice(len(y), 100, replace=False)
     keep = np.setdiff1d(np.arange(len(y)), forget)
     refit_time, _ = timed(LogisticRegression(C=C).fit, X[keep], y[keep])
-    structures = {"cg": {"curvature_structure": "cg"}}
-    if n_classes > 2:  # "cg" would hold 21 pair blocks: 1.4 GB here
+    structures = {"auto (default)": {}}
+    if n_classes > 2:
+        # The default builds 21 sparse pair blocks here: over 7 minutes on a busy
+        # core (a run was stopped there). Its choice and estimate are reported.
+        chosen = check_memory_budget(
+            ErasableLogisticRegression(C=C, curvature="hessian"), X, y
+        )
+        speed.append(
+            f"| {name} (k = 100) | auto (default) → "
+            f"{chosen.params.get('curvature_structure', 'blocks')!r}: "
+            f"{chosen.structure} | estimate {chosen.stored_bytes / 1e6:.0f} MB | "
+            "not built (over 7 min on a busy core) | | |"
+        )
+        print(speed[-1], flush=True)
         structures = {"cg-class": {"curvature_structure": "cg-class"}}
+    structures["cg-rows (opt-in)"] = {"curvature_structure": "cg-rows"}
     speed += speed_rows(
-        f"{name} (k = 100, {dtype.__name__})",
-        X,
-        y,
-        structures,
-        C,
-        forget,
-        refit_time,
-        fit_time,
+        f"{name} (k = 100)", X, y, structures, C, forget, refit_time, fit_time
     )
-    # Fidelity of a 1 % deletion. With 6 classes, "cg" (needed for the
-    # exact step) holds 21 pair blocks: a smaller vocabulary keeps it small.
-    if n_classes > 2:
-        X, y = load_docstring_corpus(n_classes=n_classes, min_df=6 if not quick else 60)
+    # The floor: one product's time, and the products a request needs.
+    model = ErasableLogisticRegression(
+        C=C, curvature="hessian", curvature_structure="cg-rows"
+    ).fit(X, y)
+    floor.append(
+        f"| {name} | {model.curvature_structure_} | "
+        f"{product_time(model) * 1e3:.2f} ms | {refit_time * 1e3:.0f} ms |"
+    )
     forget = rng.choice(len(y), len(y) // 100, replace=False)
-    compared = {}
-    if n_classes > 2:
-        compared["cg-class"] = {"curvature_structure": "cg-class"}
+    compared = (
+        {"cg-class": {"curvature_structure": "cg-class"}} if n_classes > 2 else {}
+    )
     fidelity += fidelity_rows(
         f"docstrings, {n_classes} classes, {X.shape[1]} features, 1 % deleted",
         X,
@@ -227,6 +294,7 @@ def text_rows(speed, fidelity, rng, quick, n_classes):
         compared,
         C,
         forget,
+        sweep=(1e-1, 3e-2, 1e-2, 1e-3),
     )
 
 
@@ -241,12 +309,14 @@ def image_rows(speed, fidelity, rng, quick, dense_timing, shape):
     fit_time, _ = timed(LogisticRegression().fit, X, y)
     refit_time, _ = timed(LogisticRegression().fit, X[keep], y[keep])
     structures = {
-        "blocks (dense, block_size=None)": {"curvature_structure": "blocks"},
+        "auto (default)": {},
         "cg": {"curvature_structure": "cg"},
         "cg-class": {"curvature_structure": "cg-class"},
+        "cg-rows (opt-in)": {"curvature_structure": "cg-rows"},
     }
-    if not dense_timing:
-        del structures["blocks (dense, block_size=None)"]
+    if not dense_timing:  # minutes on one core: the dense block's inverse, and
+        # "cg"'s 55 pair blocks (55 · n · 785² flops)
+        del structures["auto (default)"], structures["cg"]
     speed += speed_rows(
         f"{name} (k = {len(forget)}: half a class)",
         X,
@@ -257,43 +327,66 @@ def image_rows(speed, fidelity, rng, quick, dense_timing, shape):
         refit_time,
         fit_time,
     )
-    compared = {
-        "per class (block_size='class')": {"block_size": "class"},
-        "cg-class": {"curvature_structure": "cg-class"},
-    }
+    compared = {"cg-class": {"curvature_structure": "cg-class"}}
     fidelity += fidelity_rows(
-        f"{name}, half a class deleted", X, y, compared, 1.0, forget
+        f"{name}, half a class deleted",
+        X,
+        y,
+        compared,
+        1.0,
+        forget,
+        sweep=(1e-1, 3e-2, 1e-2, 1e-3),
     )
 
 
-def write(speed, fidelity, quick, output, done):
+def write(speed, fidelity, floor, quick, output, started, done):
     """Write the tables so far (the run writes once per problem)."""
     threads = os.environ.get("OMP_NUM_THREADS", "default")
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     lines = [
         f"# Scalable curvature: {datetime.date.today()}, {platform.machine()}, "
-        f"{os.cpu_count()} cores (shared, noisy), BLAS threads: {threads}",
+        f"{os.cpu_count()} cores, load average {load:.1f} at the end (shared, "
+        f"noisy), one BLAS thread (OMP_NUM_THREADS={threads})",
         "",
         "Hessian curvature (the influence update), `leave_out=True`. Each ratio is "
         "against a plain `LogisticRegression.fit` (build) or the refit on the "
         "remaining rows (requests), both timed in the same run with the same `C`"
-        " and default `tol`. `cg`'s CG stops at a preconditioned relative "
-        "residual of 1e-3.",
+        " and default `tol`. 1 row: median of 5 one-row requests in sequence; "
+        "k rows: median of 3 (1 when the fit took over 20 s), each on a fresh "
+        "copy. `cg` stops CG at a preconditioned relative residual of 1e-2 "
+        "(the default).",
         "",
         *speed,
         "",
         "Relative parameter distance `‖θ̂ − θ_refit‖ / ‖θ* − θ_refit‖` (lower is "
         f"better; the refit at `tol={REFERENCE_TOL}`, warm-started). The dense "
         "block's step is the exact solve with the same matrix (CG to 1e-10), the "
-        "diagonal's uses that matrix's diagonal:",
+        "diagonal's uses that matrix's diagonal; `cg / cg-rows, CG to r` stops CG "
+        "at `r` (the same matrix: the same step; CG products: the curvature "
+        "products the request made with `cg-rows`' preconditioner, Jacobi on "
+        "text as `cg`'s, Kronecker on images):",
         "",
         *fidelity,
         "",
     ]
+    if floor:
+        lines += [
+            "The floor of a request with the exact curvature: one product "
+            "(`M v`, median of 20, with `cg-rows`: two passes over the non-zeros) "
+            "against the refit of the k-row request above; a request makes the "
+            "CG products listed above plus a few milliseconds of bookkeeping.",
+            "",
+            "| problem | structure | one product | refit |",
+            "|---|---|---|---|",
+            *floor,
+            "",
+        ]
+    lines.append(f"Total time {time.perf_counter() - started:.0f} s.")
     if quick:
         lines[0] += " (--quick: small problems)"
     if not done:
         lines[0] += " (partial: the run stopped early)"
-    Path(output).write_text("\n".join(lines))
+    Path(output).write_text("\n".join(lines) + "\n")
     if done:
         print("\n".join(lines))
 
@@ -304,7 +397,7 @@ if __name__ == "__main__":
     parser.add_argument(
         "--problems",
         nargs="+",
-        default=["text2", "images", "text6"],
+        default=["text2", "text6", "images"],
         choices=["text2", "images", "text6"],
     )
     parser.add_argument(
@@ -312,9 +405,8 @@ if __name__ == "__main__":
     )
     parser.add_argument("--output", default=RESULTS, type=Path)
     parser.add_argument(
-        "--no-dense-timing",
-        dest="dense_timing",
-        action="store_false",
-        help="skip timing the dense block on the images (minutes)",
+        "--dense-timing",
+        action="store_true",
+        help="also time the default (the dense block) on the images (minutes)",
     )
     main(**vars(parser.parse_args()))

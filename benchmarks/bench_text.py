@@ -56,7 +56,7 @@ from sklearn_ssse.exceptions import ErasureError
 
 RESULTS = Path(__file__).parent / "results" / "text.md"
 # Stop starting new measurements after this long (the run stays a few minutes).
-TIME_LIMIT_S = 480
+TIME_LIMIT_S = 240
 
 
 @dataclass
@@ -84,24 +84,33 @@ QUICK_PROBLEMS = {
 
 SMALL = ("binary, ~7 700 features", "binary, ~4 600 features")
 WIDE_MULTINOMIAL = ("6 classes, ~28 000 features", "6 classes, ~4 600 features")
+BLOCKS = {"curvature_structure": "blocks"}
 REPRESENTATIONS = [
     # Cheapest first: the time limit cuts the most expensive.
-    Representation("blocks of 1 024, float32", {"block_size": 1024}),
+    Representation("default (auto), float32", {}),
     Representation(
-        "diagonal, float32", {"block_size": 1}, problems=SMALL, fidelity_only=True
+        "diagonal, float32",
+        {**BLOCKS, "block_size": 1},
+        problems=SMALL,
+        fidelity_only=True,
     ),
-    Representation("dense block, float32", {"block_size": None}, problems=SMALL),
+    Representation("blocks of 1 024, float32", {**BLOCKS, "block_size": 1024}),
+    Representation(
+        "dense block, float32", {**BLOCKS, "block_size": None}, problems=SMALL
+    ),
     # float64: the estimate only (its inversion alone is d³ flops, twice float32's
     # time), and the refusal, before the solver, where it cannot fit.
     Representation(
         "dense block, float64",
-        {"block_size": None},
+        {**BLOCKS, "block_size": None},
         np.float64,
         problems=SMALL + WIDE_MULTINOMIAL,
         estimate_only=True,
     ),
     Representation(
-        "blocks of 256, float32", {"block_size": 256}, problems=WIDE_MULTINOMIAL
+        "blocks of 256, float32",
+        {**BLOCKS, "block_size": 256},
+        problems=WIDE_MULTINOMIAL,
     ),
 ]
 
@@ -156,13 +165,14 @@ def traced(function, *args, **kwargs):
     return seconds, peak, result
 
 
-def requests(model, X, y, rng, size, repeats):
-    """Median seconds of ``repeats`` requests of ``size`` fresh rows each."""
+def requests(model, X, y, rng, size, repeats, remaining):
+    """Median seconds of ``repeats`` requests of ``size`` rows each, drawn from
+    ``remaining`` (the rows not forgotten yet: a list holding one array,
+    updated)."""
     times = []
-    remaining = np.arange(X.shape[0])
     for _ in range(repeats):
-        rows = rng.choice(remaining, size, replace=False)
-        remaining = np.setdiff1d(remaining, rows)
+        rows = rng.choice(remaining[0], size, replace=False)
+        remaining[0] = np.setdiff1d(remaining[0], rows)
         seconds, _ = timed(model.partial_forget, X[rows], y[rows])
         times.append(seconds)
     return float(np.median(times))
@@ -178,7 +188,8 @@ def distance(model, X, y, rows, refit):
     )
 
 
-def measure(problem, X, y, representations, lr_params, started, quick):
+def measure(problem, X, y, representations, lr_params, started, quick, budget):
+    """One problem's rows; no new fit starts ``budget`` seconds after ``started``."""
     rng = np.random.default_rng(0)
     n = X.shape[0]
     plain_s = min(timed(LogisticRegression(**lr_params).fit, X, y)[0] for _ in range(2))
@@ -221,11 +232,14 @@ def measure(problem, X, y, representations, lr_params, started, quick):
                 }
             )
             continue
-        if time.perf_counter() - started > TIME_LIMIT_S:
+        if time.perf_counter() - started > budget:
             rows.append({"representation": rep.name, "skipped": True})
             continue
         fit_s, peak, _ = traced(model.fit, Xr, y)
         stored = model.curvature_inverse_.nbytes
+        name = rep.name
+        if "curvature_structure" not in rep.params:
+            name = f"{rep.name} → {model.curvature_structure_!r}"
         if fidelity.get("refit") is None and problem == FIDELITY_PROBLEM[quick]:
             fidelity["refit"] = LogisticRegression(
                 **{**lr_params, "tol": 1e-10, "max_iter": 10000}
@@ -235,14 +249,17 @@ def measure(problem, X, y, representations, lr_params, started, quick):
         if rep.fidelity_only:
             continue
         try:
-            one_s = requests(model, Xr, y, rng, 1, 5 if fit_s > 10 else 10)
-            hundred_s = requests(model, Xr, y, rng, 100, 1 if fit_s > 30 else 3)
+            remaining = [np.arange(n)]  # a row is forgotten once
+            one_s = requests(model, Xr, y, rng, 1, 3 if fit_s > 10 else 10, remaining)
+            hundred_s = requests(
+                model, Xr, y, rng, 100, 1 if fit_s > 10 else 3, remaining
+            )
         except ErasureError as exc:  # a refused request is a result too
             rows.append({"representation": rep.name, "error": type(exc).__name__})
             continue
         rows.append(
             {
-                "representation": rep.name,
+                "representation": name,
                 "plain": plain_s,
                 "fit": fit_s,
                 "peak": peak,
@@ -345,14 +362,18 @@ def run(quick):
     warnings.simplefilter("ignore", ConvergenceWarning)
     started = time.perf_counter()
     problems = QUICK_PROBLEMS if quick else PROBLEMS
-    representations = REPRESENTATIONS + scalable_representations()
+    # The default, then the scalable structures (cheap), then the blocks.
+    representations = (
+        REPRESENTATIONS[:1] + scalable_representations() + REPRESENTATIONS[1:]
+    )
     lr_params = {"C": 1.0}
     lines = [
         f"# Sparse text: build, memory and requests ({datetime.date.today()}; "
-        f"{os.cpu_count()} cores, shared, noisy)",
+        f"{os.cpu_count()} cores, shared, noisy: load average "
+        f"{os.getloadavg()[0]:.1f} at the start)",
         "",
         f"`python benchmarks/bench_text.py{' --quick' if quick else ''}"
-        f"{f' --time-limit {TIME_LIMIT_S:g}' if TIME_LIMIT_S != 480 else ''}`; "
+        f"{f' --time-limit {TIME_LIMIT_S:g}' if TIME_LIMIT_S != 240 else ''}`; "
         "Python "
         f"{platform.python_version()}, NumPy {np.__version__}, SciPy "
         f"{scipy.__version__}, scikit-learn {sklearn.__version__}; one BLAS "
@@ -363,17 +384,22 @@ def run(quick):
         "representation's parameters, on X in its dtype; plain: "
         "`LogisticRegression(C=1.0)` (best of 2). Erasable fit includes the "
         "solver; traced peak is `tracemalloc`'s during it. 1 row: median of 10 "
-        "requests (5 when the fit took over 10 s); 100 rows: median of 3 (1 when "
-        "the fit took over 30 s), "
+        "requests (3 when the fit took over 10 s); 100 rows: median of 3 (1 when "
+        "the fit took over 10 s), "
         "against one plain refit on the remaining rows. Distance: "
         "‖θ̂ − θ_refit‖ / ‖θ* − θ_refit‖ for a random 1 % deletion against a "
         "tight refit (tol=1e-10), where the dense block fits.",
         "",
     ]
-    for problem, kwargs in problems.items():
+    for index, (problem, kwargs) in enumerate(problems.items()):
         X, y = distinct_rows(*load_docstring_corpus(**kwargs))
+        # Each problem gets an equal share of the time limit (and what the
+        # earlier ones left).
+        budget = (time.perf_counter() - started) + (
+            TIME_LIMIT_S - (time.perf_counter() - started)
+        ) / (len(problems) - index)
         rows, fidelity = measure(
-            problem, X, y, representations, lr_params, started, quick
+            problem, X, y, representations, lr_params, started, quick, budget
         )
         lines += table(problem, X.shape, X.nnz, rows, fidelity) + [""]
         print("\n".join(lines[-len(rows) - 8 :]), flush=True)

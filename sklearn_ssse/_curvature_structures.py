@@ -5,25 +5,55 @@
 - ``"blocks"``: :class:`~sklearn_ssse._curvature.BlockDiagonalInverse`, the dense
   inverse of each block (``block_size``); memory ``Σ_b d_b²``.
 - ``"cg"``: :class:`~sklearn_ssse._curvature_cg.ConjugateGradientCurvature`, the
-  exact ``M`` (not its inverse) in blocks over pairs of outputs, sparse for sparse
-  data; ``M⁻¹`` by preconditioned CG. Same step as ``block_size=None`` up to CG's
-  tolerance.
+  exact ``M`` (not its inverse) in blocks over pairs of outputs, sparse for
+  sparse data; ``M⁻¹`` by preconditioned CG. Same step as ``block_size=None`` up
+  to CG's tolerance.
 - ``"cg-class"``: the same with the curvature between different outputs (classes)
   dropped: ``n_outputs`` blocks instead of ``n_outputs (n_outputs + 1) / 2``.
-- ``"auto"``: ``"blocks"`` when it fits the memory budget, otherwise ``"cg"`` if
-  that fits, otherwise ``"cg-class"``.
+- ``"cg-rows"`` (opt-in, never chosen by ``"auto"``):
+  :class:`~sklearn_ssse._curvature_cg.RowCurvature`, the same ``M`` kept as the
+  training rows and their weights (``M v = X̃ᵀ(V·(X̃ v))``): far faster to build
+  and to apply, but **the model then contains the remaining training rows**.
+- ``"auto"``: the first that fits the memory budget of
+  :func:`structure_candidates`' list: ``"blocks"``, ``"cg"``, ``"cg-class"``,
+  with ``"cg"`` first on sparse data whose dense blocks would be large.
 """
 
 import numpy as np
 import scipy.sparse as sp
+from sklearn.utils.validation import _num_samples
 
-from ._curvature_cg import ConjugateGradientCurvature, augment_rows
+from ._curvature_cg import ConjugateGradientCurvature, RowCurvature, augment_rows
 from ._maths import row_chunks
-from ._memory import resolve_budget
+from ._memory import (
+    CHUNK_BYTES,
+    MemoryEstimate,
+    estimate_block_diagonal,
+    resolve_budget,
+)
 
-__all__ = ["STRUCTURES", "select_structure", "build_cg_curvature"]
+__all__ = [
+    "STRUCTURES",
+    "build_cg_curvature",
+    "cg_estimate",
+    "choose_structure",
+    "select_structure",
+    "structure_candidates",
+]
 
-STRUCTURES = ("auto", "blocks", "cg", "cg-class")
+STRUCTURES = ("auto", "blocks", "cg", "cg-class", "cg-rows")
+
+# "auto" on sparse data prefers "cg" to dense blocks that store more bytes and
+# at least as many as one block of this many coordinates (whose inversion takes
+# about a second of one core): see :func:`structure_candidates`.
+CG_PREFERENCE_MIN_BLOCK = 2048
+
+
+def _augmented_nnz(X, fit_intercept):
+    """Non-zeros of ``X̃`` (sparse ``X``), or ``None`` for dense data."""
+    if not sp.issparse(X):
+        return None
+    return int(X.nnz) + int(fit_intercept) * X.shape[0]
 
 
 def _pattern_bound(X, fit_intercept):
@@ -34,31 +64,165 @@ def _pattern_bound(X, fit_intercept):
     return int(np.sum(q * (q + 1) // 2))
 
 
-def cg_nbytes(maths, X, couple_outputs=True):
-    """Estimated bytes of the ``"cg"`` (or ``"cg-class"``) structure for ``X``."""
+def cg_nbytes(maths, X, couple_outputs=True, dtype=None, rows=False):
+    """Estimated bytes of the ``"cg"`` (or ``"cg-class"``; ``rows``:
+    ``"cg-rows"``) structure for ``X``."""
+    dtype = X.dtype if dtype is None else dtype
+    if rows:
+        nnz = _augmented_nnz(X, maths.fit_intercept)
+        n_samples = _num_samples(X)
+        return RowCurvature.estimate_nbytes(
+            maths.n_params,
+            dtype,
+            n_outputs=maths.n_outputs,
+            nnz=n_samples * maths.width if nnz is None else nnz,
+            n_samples=n_samples,
+            couple_outputs=couple_outputs,
+            dense=nnz is None,
+        )
     return ConjugateGradientCurvature.estimate_nbytes(
         maths.n_params,
-        X.dtype,
+        dtype,
         n_outputs=maths.n_outputs,
         pattern_nnz=_pattern_bound(X, maths.fit_intercept),
         couple_outputs=couple_outputs,
     )
 
 
-def select_structure(structure, maths, X, bounds, memory_budget="auto"):
+def cg_estimate(maths, X, dtype, n_samples, couple_outputs=True, rows=False):
+    """:class:`~sklearn_ssse._memory.MemoryEstimate` of ``"cg"`` / ``"cg-class"``
+    (``rows``: ``"cg-rows"``).
+
+    Pair blocks, sparse data: the build holds the pattern's product (both
+    triangles, before ``triu``) and one pair's product at a time, with their
+    indices; a request holds the old and new values. Pair blocks, dense data:
+    the blocks and one chunk of rows' temporaries; a request holds the old and
+    new blocks and factors. Rows (:class:`~sklearn_ssse._curvature_cg.RowCurvature`):
+    the build holds the augmented rows, their squares (for the diagonal) and the
+    per-row weights (``n × n_outputs²`` while they are computed); a request
+    holds the old and new rows and their in-memory hashes.
+    """
+    itemsize = np.dtype(dtype).itemsize
+    stored = cg_nbytes(maths, X, couple_outputs, dtype, rows=rows)
+    n_out, width = maths.n_outputs, maths.width
+    per_row_weights = int(n_samples) * n_out * n_out * itemsize
+    vectors = 8 * maths.n_params * itemsize  # CG's vectors, gradients, step
+    nnz = _augmented_nnz(X, maths.fit_intercept)
+    n_pairs = n_out * (n_out + 1) // 2 if couple_outputs else n_out
+    if rows:
+        nnz = int(n_samples) * width if nnz is None else nnz
+        copies = 4 * nnz * (itemsize + 12)  # X̃, its squares, hashing's keys
+        fit_peak = stored + copies + 3 * per_row_weights + vectors
+        # CG's products hold two (n, n_outputs) temporaries
+        request_peak = 2 * stored + vectors + 2 * int(n_samples) * n_out * itemsize
+        request_peak += copies // 2  # the hashes of the stored rows
+        kind = f"the {n_samples:,} training rows, M⁻¹ by CG"
+    elif nnz is not None:
+        pattern = min(_pattern_bound(X, maths.fit_intercept), width * (width + 1) // 2)
+        # X̃ and its 0/1 copy; both triangles of a product and its triangle
+        products = 2 * nnz * (itemsize + 4) + 6 * pattern * (itemsize + 4)
+        fit_peak = stored + products + 3 * per_row_weights + vectors
+        request_peak = 2 * stored + vectors
+        kind = f"{n_pairs} sparse pair blocks of {width:,} coordinates, M⁻¹ by CG"
+    else:
+        chunk = min(int(n_samples) * width * 3 * itemsize, 3 * CHUNK_BYTES)
+        fit_peak = stored + chunk + 3 * per_row_weights + vectors
+        request_peak = 2 * stored + vectors
+        kind = f"{n_pairs} dense pair blocks of {width:,} coordinates, M⁻¹ by CG"
+    name = "cg-rows" if rows else ("cg" if couple_outputs else "cg-class")
+    return MemoryEstimate(
+        structure=kind,
+        params={"curvature_structure": name},
+        stored_bytes=int(stored),
+        fit_peak_bytes=int(fit_peak),
+        request_peak_bytes=int(request_peak),
+        dtype=np.dtype(dtype),
+    )
+
+
+def structure_candidates(structure, maths, X, dtype, n_samples, blocks, cg=True):
+    """The structures ``fit`` may build, as memory estimates, in the order
+    ``structure`` prefers them: the first that fits the budget is built
+    (:func:`choose_structure`; ``check_memory_budget`` uses the same list).
+
+    ``blocks`` is the estimate of the dense blocks (``block_size``); ``cg``:
+    whether the ``"cg"`` structures are possible (not with mini-batch Fisher
+    estimates or an L1 penalty's active set).
+
+    ``"auto"`` on dense data: blocks, then ``"cg"``, then ``"cg-class"`` (the
+    dense inverse makes requests cheapest where it fits). On sparse data it puts
+    ``"cg"`` first when the blocks would store more bytes than it, and at least
+    those of one block of ``CG_PREFERENCE_MIN_BLOCK`` coordinates: ``"cg"`` holds
+    the same matrix (the dense block's step up to CG's tolerance), its build is
+    a sparse product per class pair where the blocks' costs ``Σ_b B_b³`` flops to
+    invert (2 048 coordinates: about a second of one core; 4 600 text features:
+    90 s measured on a busy core; 28 000: hours), and a request costs a dozen
+    products with ``M`` where the blocks' costs ``O(Σ_b B_b² k)``.
+    """
+    if structure == "blocks" or not cg:
+        return [blocks]
+    if structure == "cg-rows":  # opt-in only: never chosen by "auto"
+        return [cg_estimate(maths, X, dtype, n_samples, rows=True)]
+    coupled = cg_estimate(maths, X, dtype, n_samples, couple_outputs=True)
+    if structure == "cg":
+        return [coupled]
+    per_output = cg_estimate(maths, X, dtype, n_samples, couple_outputs=False)
+    if structure == "cg-class":
+        return [per_output]
+    scalable = [coupled] + ([per_output] if maths.n_outputs > 1 else [])
+    if (
+        sp.issparse(X)
+        and blocks.stored_bytes >= CG_PREFERENCE_MIN_BLOCK**2 * np.dtype(dtype).itemsize
+        and coupled.stored_bytes <= blocks.stored_bytes
+    ):
+        return scalable + [blocks]
+    return [blocks] + scalable
+
+
+def choose_structure(candidates, memory_budget="auto"):
+    """The first of ``candidates`` (memory estimates) whose peak fits the budget,
+    or ``None``."""
+    budget = resolve_budget(memory_budget)
+    for candidate in candidates:
+        if budget is None or candidate.peak_bytes <= budget:
+            return candidate
+    return None
+
+
+def _structure_of(estimate):
+    return estimate.params.get("curvature_structure", "blocks")
+
+
+def select_structure(structure, maths, X, bounds, memory_budget="auto", estimator=None):
     """The structure to build: ``structure`` itself unless it is ``"auto"``.
 
     ``bounds`` are the blocks ``"blocks"`` would store (from ``block_size``).
+    With ``estimator`` (one with ``_curvature_candidates``, as
+    :class:`~sklearn_ssse.ErasableLogisticRegression`), its candidates are
+    used: the same list ``check_memory_budget`` checked before the solver, so
+    that the check and the build agree.
     """
     if structure != "auto":
         return structure
-    budget = resolve_budget(memory_budget)
-    blocks = sum((e - s) ** 2 for s, e in bounds) * X.dtype.itemsize
-    if budget is None or blocks <= budget:
-        return "blocks"
-    if cg_nbytes(maths, X, couple_outputs=True) <= budget:
-        return "cg"
-    return "cg-class"
+    n_classes = max(2, maths.n_outputs)
+    if estimator is not None and hasattr(estimator, "_curvature_candidates"):
+        candidates = estimator._curvature_candidates(
+            maths, X.dtype, X.shape[0], n_classes, X=X
+        )
+    else:
+        blocks = estimate_block_diagonal(
+            bounds,
+            X.dtype,
+            n_samples=X.shape[0],
+            n_classes=n_classes,
+            max_request_rank=X.shape[0] * maths.n_outputs,
+            params={"block_size": "bounds"},
+        )
+        candidates = structure_candidates(
+            structure, maths, X, X.dtype, X.shape[0], blocks
+        )
+    chosen = choose_structure(candidates, memory_budget) or candidates[0]
+    return _structure_of(chosen)
 
 
 def build_cg_curvature(
@@ -99,12 +263,13 @@ def build_cg_curvature(
             iter(row_chunks(X.shape[0], 3 * X.dtype.itemsize * maths.width))
         )
         row_chunk = row_chunk.stop - row_chunk.start
-    inverse = ConjugateGradientCurvature.from_rows(
+    kept = RowCurvature if structure == "cg-rows" else ConjugateGradientCurvature
+    inverse = kept.from_rows(
         X,
         row_weights,
         prior_fn,
         null,
-        couple_outputs=structure == "cg",
+        couple_outputs=structure in ("cg", "cg-rows"),
         row_chunk=row_chunk,
         augment=augment,
     )

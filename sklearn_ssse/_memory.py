@@ -280,10 +280,27 @@ def block_estimate(estimator, maths, dtype, *, n_samples, n_classes, block_size)
     )
 
 
-def _alternatives(estimator, maths, dtype, n_samples, n_classes, budget):
-    """Block-representation options that fit ``budget``: the largest power-of-two
-    ``block_size``, ``"class"``, and float32 data."""
+def _alternatives(estimator, maths, dtype, n_samples, n_classes, budget, X=None):
+    """Options that fit ``budget``: the other ``curvature_structure`` values
+    (``"cg"``, ``"cg-class"``) where the estimator has them, the largest
+    power-of-two ``block_size``, ``"class"``, and float32 data."""
     options = []
+    current = getattr(estimator, "curvature_structure", None)
+    if current is not None and X is not None:
+        for structure in ("cg", "cg-class"):
+            if structure == current:
+                continue
+            probe = estimator.__class__(**estimator.get_params(deep=False))
+            probe.set_params(curvature_structure=structure)
+            for candidate in probe._curvature_candidates(
+                maths, dtype, n_samples, n_classes, X=X
+            ):
+                if (
+                    candidate.params.get("curvature_structure") == structure
+                    and candidate.peak_bytes <= budget
+                    and candidate not in options
+                ):
+                    options.append(candidate)
 
     def estimate(block_size, dtype=dtype):
         return block_estimate(
@@ -322,9 +339,10 @@ def check_memory_budget(estimator, X, y):
     estimator's ``verbose`` is set. The estimator provides
     ``_erasure_maths_for(n_features, n_classes)`` (its model family's maths for a
     problem of that shape) and may provide ``_curvature_candidates(maths, dtype,
-    n_samples, n_classes)``: the :class:`MemoryEstimate` of each structure it
-    would accept, in order of preference (default: the dense blocks of its
-    ``block_size``). The first that fits ``memory_budget`` is returned.
+    n_samples, n_classes, X=X)``: the :class:`MemoryEstimate` of each structure
+    it would accept, in order of preference (default: the dense blocks of its
+    ``block_size``). The first that fits ``memory_budget`` is returned; the
+    estimator builds the same one (its ``params`` name it).
 
     Parameters
     ----------
@@ -351,7 +369,9 @@ def check_memory_budget(estimator, X, y):
     n_samples, n_features, n_classes, dtype = shape
     maths = estimator._erasure_maths_for(n_features, n_classes)
     if hasattr(estimator, "_curvature_candidates"):
-        candidates = estimator._curvature_candidates(maths, dtype, n_samples, n_classes)
+        candidates = estimator._curvature_candidates(
+            maths, dtype, n_samples, n_classes, X=X
+        )
     else:
         candidates = [
             block_estimate(
@@ -374,7 +394,7 @@ def check_memory_budget(estimator, X, y):
                     flush=True,
                 )
             return candidate
-    options = _alternatives(estimator, maths, dtype, n_samples, n_classes, budget)
+    options = _alternatives(estimator, maths, dtype, n_samples, n_classes, budget, X)
     raise CurvatureMemoryError(
         _message(estimator, candidates, options, budget, memory_budget)
     )

@@ -45,6 +45,7 @@ from sklearn.utils.validation import (
 from . import _array_api
 from ._active_set import ActiveSetMaths
 from ._curvature import BlockDiagonalInverse, block_bounds
+from ._curvature_cg import rows_product
 from ._curvature_structures import build_cg_curvature, downdate_rows, select_structure
 from ._state import STATE_FORMAT_VERSION, ErasureState, RequestRecord, utc_now
 from .certificate import (
@@ -516,6 +517,7 @@ class ErasableMixin(PartialForgetRequestMixin):
                 X,
                 bounds,
                 getattr(self, "memory_budget", "auto"),
+                estimator=self,
             )
         excess = []  # the flat-direction terms added to M, for the certificate
         if structure != "blocks":
@@ -1206,6 +1208,13 @@ class ErasableMixin(PartialForgetRequestMixin):
                 ):  # the downdate's factors are the rows' curvature at θ*
                     local = moved if index is None else moved[index]
                     gradient = gradient - U.T @ (U @ local)
+                elif (
+                    xp is None
+                    and "rows" in downdate
+                    and np.array_equal(old_weights, state.fit_class_weight)
+                ):  # the same from the rows and weights (sparse: no dense copy)
+                    local = moved if index is None else moved[index]
+                    gradient = gradient - rows_product(*downdate["rows"], local)
                 else:
                     product = self._curvature_product(
                         X, y, sample_weight, state, old_weights, moved

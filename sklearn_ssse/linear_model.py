@@ -18,9 +18,9 @@ from sklearn.utils.validation import (
 )
 
 from . import _array_api
-from ._curvature_structures import STRUCTURES
+from ._curvature_structures import STRUCTURES, structure_candidates
 from ._logistic_maths import LogisticMaths
-from ._memory import check_memory_budget
+from ._memory import block_estimate, check_memory_budget
 from ._perturbation import (
     draw_perturbation,
     gradient_budget,
@@ -164,7 +164,8 @@ random_state, solver, max_iter, warm_start, n_jobs
         is applied), or a :class:`~sklearn_ssse.exceptions.RefitRecommendedError`
         (the request is not applied and the model is unchanged: refit without
         the rows). May be changed after ``fit``.
-    curvature_structure : {"auto", "blocks", "cg", "cg-class"}, default="auto"
+    curvature_structure : {"auto", "blocks", "cg", "cg-class", "cg-rows"}, \
+            default="auto"
         How ``M`` is stored (docs/curvature.md). ``"blocks"``: the dense inverse
         of each block of ``block_size``; memory ``Σ_b B_b²``. ``"cg"``: ``M``
         itself, exact, in blocks over pairs of classes (sparse for sparse ``X``:
@@ -173,8 +174,16 @@ random_state, solver, max_iter, warm_start, n_jobs
         requests take their rows out exactly and cost ``O(k · n_features²)``
         dense, not ``O(n_params² · k)``. ``"cg-class"``: as ``"cg"`` without the
         curvature between different classes (``block_size="class"``'s
-        approximation). ``"auto"``: ``"blocks"`` when its inverse fits the
-        memory budget, otherwise ``"cg"``, or ``"cg-class"``. Chosen at ``fit``
+        approximation). ``"cg-rows"`` (opt-in only): the same matrix as ``"cg"``
+        kept as the training rows themselves, 10–50× faster to build and to
+        apply on text; **the fitted model (and any pickle of it) then contains
+        the remaining training rows**, so keep it as securely as the data.
+        ``"auto"``: the first of ``"blocks"``, ``"cg"``, ``"cg-class"`` whose
+        peak memory fits ``memory_budget`` (on sparse data ``"cg"`` comes first
+        when the dense blocks would store more than it and at least one block of
+        2 048 coordinates);
+        never ``"cg-rows"``. The check before the solver and the build make the
+        same choice. Chosen at ``fit``
         (``curvature_structure_``).
 
     removal_noise : float or None, default=None
@@ -617,6 +626,30 @@ random_state, solver, max_iter, warm_start, n_jobs
             intercept_scaling=self.intercept_scaling
             if self._intercept_penalized()
             else 1.0,
+        )
+
+    def _curvature_candidates(self, maths, dtype, n_samples, n_classes, X=None):
+        """The structures ``fit`` may build, as memory estimates, in the order
+        ``curvature_structure`` prefers them (``check_memory_budget`` checks the
+        first that fits; ``_fit_erasure_state`` builds the same one)."""
+        blocks = block_estimate(
+            self,
+            maths,
+            dtype,
+            n_samples=n_samples,
+            n_classes=n_classes,
+            block_size=self.block_size,
+        )
+        if X is None:
+            return [blocks]
+        # Mini-batch Fisher estimates and an L1 active set keep the blocks.
+        try:
+            l1 = self._l1_share()
+        except (TypeError, ValueError):  # invalid; the solver's validation says so
+            l1 = 0.0
+        cg = self.fisher_batch_size == 1 and l1 == 0
+        return structure_candidates(
+            self.curvature_structure, maths, X, dtype, n_samples, blocks, cg=cg
         )
 
     def _check_remaining_rows(self, n_remaining):

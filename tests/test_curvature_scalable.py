@@ -5,13 +5,24 @@ import pickle
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from numpy.testing import assert_allclose
+from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.datasets import make_classification
 
 from sklearn_ssse import ErasableLogisticRegression
-from sklearn_ssse._curvature_cg import ConjugateGradientCurvature, augment_rows
-from sklearn_ssse._curvature_structures import cg_nbytes, select_structure
+from sklearn_ssse._curvature_cg import (
+    ConjugateGradientCurvature,
+    RowCurvature,
+    augment_rows,
+    row_hashes,
+)
+from sklearn_ssse._curvature_structures import (
+    cg_estimate,
+    cg_nbytes,
+    select_structure,
+)
 from sklearn_ssse._logistic_maths import LogisticMaths
+from sklearn_ssse._memory import CurvatureMemoryError, check_memory_budget
+from sklearn_ssse.exceptions import ErasureError
 
 
 def _rows(n=40, d=6, n_outputs=3, sparse=False, seed=0):
@@ -35,13 +46,14 @@ def _definition(Xt, V, prior, couple=True):
     return M + np.diag(prior)
 
 
+@pytest.mark.parametrize("kept", [ConjugateGradientCurvature, RowCurvature])
 @pytest.mark.parametrize("sparse", [False, True])
 @pytest.mark.parametrize("n_outputs", [1, 3])
 @pytest.mark.parametrize("couple", [True, False])
-def test_cg_curvature_matches_definition(sparse, n_outputs, couple):
+def test_cg_curvature_matches_definition(sparse, n_outputs, couple, kept):
     Xt, V = _rows(n_outputs=n_outputs, sparse=sparse)
     prior = np.full(n_outputs * Xt.shape[1], 0.5)
-    curvature = ConjugateGradientCurvature.from_rows(
+    curvature = kept.from_rows(
         Xt,
         V,
         lambda diagonal: (prior, 1.0),
@@ -98,10 +110,11 @@ def test_cg_curvature_refuses_an_indefinite_downdate():
         curvature.downdated(rows=(Xt, 3 * V[:, :1, :1]))
 
 
+@pytest.mark.parametrize("structure", ["cg", "cg-rows"])
 @pytest.mark.parametrize("sparse", [False, True])
 @pytest.mark.parametrize("n_classes", [2, 3])
 @pytest.mark.parametrize("kind", ["hessian", "fisher"])
-def test_cg_structure_gives_the_dense_block_update(sparse, n_classes, kind):
+def test_cg_structure_gives_the_dense_block_update(sparse, n_classes, kind, structure):
     X, y = make_classification(
         120, 8, n_informative=5, n_classes=n_classes, random_state=0
     )
@@ -110,8 +123,9 @@ def test_cg_structure_gives_the_dense_block_update(sparse, n_classes, kind):
     dense = ErasableLogisticRegression(
         curvature=kind, curvature_structure="blocks"
     ).fit(X, y)
-    cg = ErasableLogisticRegression(curvature=kind, curvature_structure="cg").fit(X, y)
-    assert cg.curvature_structure_ == "cg"
+    cg = ErasableLogisticRegression(curvature=kind, curvature_structure=structure)
+    cg.fit(X, y)
+    assert cg.curvature_structure_ == structure
     assert isinstance(cg.curvature_inverse_, ConjugateGradientCurvature)
     assert_allclose(cg.damping_diagonal_, dense.damping_diagonal_)
     cg.curvature_inverse_.rtol = 1e-12  # carried through the downdates
@@ -167,18 +181,110 @@ def test_cg_refuses_fisher_batches():
         model.fit(X, y)
 
 
-def test_auto_keeps_blocks_when_they_fit_and_falls_back_otherwise():
+def _wide_sparse(n=60, d=2100, n_classes=2, density=0.01, seed=0):
+    rng = np.random.default_rng(seed)
+    X = sp.random(n, d, density=density, format="csr", random_state=seed)
+    X.data = rng.uniform(0.1, 1.0, X.nnz)
+    y = np.arange(n) % n_classes
+    return X, y
+
+
+def test_auto_prefers_cg_on_wide_sparse_data_and_blocks_on_dense():
+    X, y = _wide_sparse()
+    auto = ErasableLogisticRegression()
+    # The dense block of 2 101 coordinates (34 MiB) would fit, but "cg" stores
+    # the rows (kilobytes) and builds in one pass: it comes first.
+    chosen = check_memory_budget(auto, X, y)
+    assert chosen.params == {"curvature_structure": "cg"}
+    assert auto.fit(X, y).curvature_structure_ == "cg"
+    auto.partial_forget(X[:2], y[:2])
+    # Narrow sparse data and dense data keep the blocks.
+    Xn, yn = make_classification(80, 6, random_state=0)
+    for data in (Xn, sp.csr_matrix(np.where(Xn > 0.5, Xn, 0))):
+        assert check_memory_budget(auto, data, yn).params == {"block_size": None}
+        assert auto.fit(data, yn).curvature_structure_ == "blocks"
+
+
+def test_check_and_build_agree_under_every_budget():
+    X, y = make_classification(60, 30, n_informative=5, n_classes=3, random_state=0)
+    model = ErasableLogisticRegression(memory_budget=None)
+    maths = model._erasure_maths_for(X.shape[1], 3)
+    candidates = model._curvature_candidates(maths, X.dtype, 60, 3, X=X)
+    names = [c.params.get("curvature_structure", "blocks") for c in candidates]
+    assert names == ["blocks", "cg", "cg-class"]  # dense data
+    peaks = sorted({c.peak_bytes for c in candidates})
+    assert candidates[2].peak_bytes < candidates[1].peak_bytes
+    for budget, expected in (
+        (None, "blocks"),
+        (candidates[0].peak_bytes, "blocks"),
+        (candidates[1].peak_bytes, "cg"),
+        (candidates[2].peak_bytes, "cg-class"),
+    ):
+        mib = None if budget is None else budget / 2**20
+        model.set_params(memory_budget=mib)
+        chosen = check_memory_budget(model, X, y)
+        assert chosen.params.get("curvature_structure", "blocks") == expected
+        assert model.fit(X, y).curvature_structure_ == expected
+        # the same decision, made again where the state is built
+        assert select_structure("auto", maths, X, [], mib, estimator=model) == (
+            expected
+        )
+    with pytest.raises(CurvatureMemoryError, match="cg-class"):
+        model.set_params(memory_budget=0.5 * peaks[0] / 2**20).fit(X, y)
+
+
+def test_explicit_cg_is_checked_by_its_own_estimate():
+    """The bug: the check used the dense block's peak whatever the structure."""
+    X, y = _wide_sparse(d=3000)
+    maths = ErasableLogisticRegression()._erasure_maths_for(3000, 2)
+    estimate = cg_estimate(maths, X, X.dtype, X.shape[0])
+    budget = 4 * estimate.peak_bytes / 2**20  # far below the dense block's 72 MiB
+    model = ErasableLogisticRegression(curvature_structure="cg", memory_budget=budget)
+    assert check_memory_budget(model, X, y) == estimate
+    model.fit(X, y).partial_forget(X[:3], y[:3])
+    blocks = ErasableLogisticRegression(
+        curvature_structure="blocks", memory_budget=budget
+    )
+    with pytest.raises(CurvatureMemoryError) as info:
+        blocks.fit(X, y)
+    options = str(info.value).split("Options that fit:")[1]
+    assert "curvature_structure='cg'" in options
+    # the message names "cg-class" too where it differs (several classes)
+    X3, y3 = _wide_sparse(d=3000, n_classes=3)
+    with pytest.raises(CurvatureMemoryError) as info:
+        blocks.fit(X3, y3)
+    options = str(info.value).split("Options that fit:")[1]
+    assert "curvature_structure='cg'" in options
+    assert "curvature_structure='cg-class'" in options
+
+
+def test_fisher_batches_and_l1_keep_the_blocks_under_auto(monkeypatch):
+    import sklearn_ssse._curvature_structures as structures
+
+    monkeypatch.setattr(structures, "CG_PREFERENCE_MIN_BLOCK", 0)
+    X, y = _wide_sparse(d=300)
+    auto = ErasableLogisticRegression()
+    assert auto.fit(X, y).curvature_structure_ == "cg"  # small blocks now count
+    for params in (
+        {"curvature": "fisher", "fisher_batch_size": 4},
+        {"l1_ratio": 0.5, "solver": "saga", "max_iter": 50, "tol": 1e-2},
+    ):
+        model = ErasableLogisticRegression(**params)
+        assert check_memory_budget(model, X, y).params == {"block_size": None}
+        assert model.fit(X, y).curvature_structure_ == "blocks"
+
+
+def test_select_structure_without_an_estimator():
     X = sp.random(50, 400, density=0.02, format="csr", random_state=0)
     maths = LogisticMaths(400, 3, True)
     bounds = [(0, maths.n_params)]
     assert select_structure("auto", maths, X, bounds, memory_budget=None) == "blocks"
-    assert select_structure("auto", maths, X, bounds, memory_budget=1e6) == "blocks"
-    small = (cg_nbytes(maths, X) + 1) / 2**20
-    assert select_structure("auto", maths, X, bounds, memory_budget=small) == "cg"
-    tiny = (cg_nbytes(maths, X, couple_outputs=False) + 1) / 2**20
-    assert select_structure("auto", maths, X, bounds, memory_budget=tiny) == (
-        "cg-class"
-    )
+    coupled = cg_estimate(maths, X, X.dtype, 50)
+    single = cg_estimate(maths, X, X.dtype, 50, couple_outputs=False)
+    budget = coupled.peak_bytes / 2**20
+    assert select_structure("auto", maths, X, bounds, memory_budget=budget) == "cg"
+    budget = single.peak_bytes / 2**20
+    assert select_structure("auto", maths, X, bounds, budget) == "cg-class"
     assert select_structure("cg", maths, X, bounds) == "cg"
 
 
@@ -201,3 +307,123 @@ def test_changing_the_structure_after_fit_asks_for_a_new_fit():
     model.set_params(curvature_structure="blocks")
     with pytest.raises(ValueError, match="curvature_structure"):
         model.partial_forget(X[:2], y[:2])
+
+
+def test_row_curvature_deletes_exactly_the_rows_asked_for():
+    """Repeated rows: each request row takes out one stored copy, no more."""
+    Xt, V = _rows(n=30, n_outputs=2, sparse=True)
+    Xt = sp.vstack([Xt, Xt[:3]], format="csr")  # rows 0-2 twice
+    V = np.concatenate([V, V[:3]])
+    prior = np.full(2 * Xt.shape[1], 0.5)
+    curvature = RowCurvature.from_rows(
+        Xt, V, lambda d: (prior, 1.0), np.zeros((len(prior), 0))
+    )
+    assert_array_equal(row_hashes(Xt[:3]), row_hashes(Xt[-3:]))
+    assert len(np.unique(row_hashes(Xt))) == 30
+    e = np.random.default_rng(2).standard_normal(len(prior))
+    # rows 0 and 0 again (both copies), and 5
+    taken = [0, 0, 5]
+    done = curvature.downdated(rows=(Xt[taken], V[taken]))
+    assert done.rows.shape[0] == Xt.shape[0] - 3
+    left = np.r_[1:5, 6:33]
+    left = left[left != 30]  # the second copy of row 0
+    M_left = _definition(Xt[left], V[left], prior)
+    assert_allclose(done.matvec(e), M_left @ e, rtol=1e-10, atol=1e-10)
+    assert_allclose(done.diagonal(), np.diag(M_left), rtol=1e-10, atol=1e-12)
+    # a third copy of row 0 is not there; nor is row 5 twice
+    for rows in ([0], [5]):
+        with pytest.raises(np.linalg.LinAlgError, match="not among the stored"):
+            done.downdated(rows=(Xt[rows], V[rows]))
+    # the same row with other weights (another label or sample weight)
+    with pytest.raises(np.linalg.LinAlgError, match="other curvature weights"):
+        curvature.downdated(rows=(Xt[[7]], 2 * V[[7]]))
+    # explicit zeros and entry order do not change a row's identity
+    row = Xt[[8]].toarray()
+    shuffled = sp.csr_matrix(row)
+    shuffled.indices, shuffled.data = shuffled.indices[::-1], shuffled.data[::-1]
+    assert_array_equal(row_hashes(shuffled), row_hashes(Xt[[8]]))
+    # The hashes live in memory only, under a random key: never pickled.
+    assert done._hashes is not None
+    clone = pickle.loads(pickle.dumps(done))
+    assert clone._hashes is None
+    assert_allclose(clone.matvec(e), done.matvec(e))
+    again = clone.downdated(rows=(Xt[[9]], V[[9]]))  # found under a new key
+    assert clone._hashes[0] != done._hashes[0]
+    assert again.rows.shape[0] == done.rows.shape[0] - 1
+
+
+@pytest.mark.parametrize("structure", ["cg", "cg-rows"])
+def test_sparse_cg_memory_estimate_bounds_fit_and_request(structure):
+    import tracemalloc
+
+    X, y = _wide_sparse(n=300, d=800, n_classes=3, density=0.03)
+    model = ErasableLogisticRegression(
+        curvature_structure=structure, memory_budget=None
+    )
+    estimate = check_memory_budget(model, X, y)
+    model.fit(X, y)
+    assert model.curvature_inverse_.nbytes <= estimate.stored_bytes
+    assert model.curvature_inverse_.nbytes >= 0.5 * estimate.stored_bytes
+    maths = model._erasure_maths()
+    yi = np.searchsorted(model.classes_, y)
+    tracemalloc.start()
+    model._fit_erasure_state(X, yi, np.ones(len(y)))
+    _, fit_peak = tracemalloc.get_traced_memory()
+    tracemalloc.reset_peak()
+    before, _ = tracemalloc.get_traced_memory()
+    model.partial_forget(X[:5], y[:5])  # (the request's own rows are not counted)
+    _, request_peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert maths.n_params == 3 * 801
+    # the certificate's Gram matrix (when kept) is not part of this estimate
+    assert fit_peak <= estimate.fit_peak_bytes
+    assert request_peak - before <= estimate.request_peak_bytes
+
+
+@pytest.mark.parametrize("couple", [True, False])
+def test_dense_rows_with_the_kronecker_preconditioner(couple):
+    """Wide dense data: the rows are kept; CG with the Kronecker preconditioner
+    solves with the exact matrix, before and after sequential requests."""
+    Xt, V = _rows(n=60, d=20, n_outputs=3)
+    prior = np.full(3 * Xt.shape[1], 0.3)
+    curvature = RowCurvature.from_rows(
+        Xt,
+        V,
+        lambda d: (prior, 1.0),
+        np.zeros((len(prior), 0)),
+        couple_outputs=couple,
+        rtol=1e-12,
+    )
+    assert curvature.kronecker is not None
+    e = np.random.default_rng(3).standard_normal(len(prior))
+    done = curvature
+    for taken in (slice(0, 4), slice(4, 11)):
+        done = done.downdated(rows=(Xt[taken], V[taken]))
+    for matrix, rows in ((curvature, slice(None)), (done, slice(11, None))):
+        M = _definition(Xt[rows], V[rows], prior, couple)
+        assert_allclose(matrix.matvec(e), M @ e, rtol=1e-10, atol=1e-10)
+        assert_allclose(matrix.apply(e), np.linalg.solve(M, e), rtol=1e-8, atol=1e-9)
+        assert_allclose(matrix.diagonal(), np.diag(M), rtol=1e-10)
+
+
+def test_auto_never_keeps_the_training_rows():
+    """ "cg-rows" stores the rows themselves: opt-in only."""
+    X, y = _wide_sparse()
+    maths = ErasableLogisticRegression()._erasure_maths_for(X.shape[1], 2)
+    rows = cg_estimate(maths, X, X.dtype, X.shape[0], rows=True)
+    for budget in (None, rows.peak_bytes / 2**20):
+        model = ErasableLogisticRegression(memory_budget=budget)
+        try:
+            chosen = check_memory_budget(model, X, y)
+        except CurvatureMemoryError as exc:
+            assert "cg-rows" not in str(exc)
+            continue
+        assert chosen.params.get("curvature_structure") != "cg-rows"
+        assert model.fit(X, y).curvature_structure_ != "cg-rows"
+    opted = ErasableLogisticRegression(curvature_structure="cg-rows").fit(X, y)
+    assert isinstance(opted.curvature_inverse_, RowCurvature)
+    assert check_memory_budget(opted, X, y) == rows
+    opted.partial_forget(X[:3], y[:3])
+    with pytest.raises(ErasureError, match="forgotten"):
+        opted.partial_forget(X[:1], y[:1])  # forgotten already
+    assert opted.n_forgotten_ == 3

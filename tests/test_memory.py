@@ -128,7 +128,9 @@ def test_the_options_named_fit():
     X, y = _data(n=200, m=500)
     budget = 5  # MiB
     with pytest.raises(CurvatureMemoryError) as info:
-        ErasableLogisticRegression(memory_budget=budget).fit(X, y)
+        ErasableLogisticRegression(
+            memory_budget=budget, curvature_structure="blocks"
+        ).fit(X, y)
     message = str(info.value)
     suggested = int(message.split("Options that fit:\n  - block_size=")[1].split()[0])
     model = ErasableLogisticRegression(memory_budget=budget, block_size=suggested)
@@ -145,7 +147,9 @@ def test_float32_is_offered_when_it_fits():
     estimate = check_memory_budget(ErasableLogisticRegression(memory_budget=None), X, y)
     budget = 0.75 * estimate.peak_bytes / 2**20  # float32 halves it
     with pytest.raises(CurvatureMemoryError, match=r"float32") as info:
-        ErasableLogisticRegression(memory_budget=budget).fit(X, y)
+        ErasableLogisticRegression(
+            memory_budget=budget, curvature_structure="blocks"
+        ).fit(X, y)
     assert "X.astype(np.float32)" in str(info.value)
     model = ErasableLogisticRegression(memory_budget=budget)
     model.fit(X.astype(np.float32), y)
@@ -186,7 +190,7 @@ def test_first_candidate_that_fits_is_chosen():
         return MemoryEstimate(name, {"curvature_structure": name}, peak, peak, peak)
 
     class Offering(ErasableLogisticRegression):
-        def _curvature_candidates(self, maths, dtype, n_samples, n_classes):
+        def _curvature_candidates(self, maths, dtype, n_samples, n_classes, X=None):
             return [estimate("dense", 10 * 2**20), estimate("scalable", 2**20)]
 
     chosen = check_memory_budget(Offering(memory_budget=5), X, y)
