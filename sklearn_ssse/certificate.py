@@ -235,6 +235,13 @@ def _diagonal_quadratic(diagonal, A):
     return float(np.linalg.norm(per_row))
 
 
+def _rounding_scale(theta):
+    """``√eps · max(‖θ‖, 1)``: a gradient norm of the objective at rounding level."""
+    theta = np.asarray(theta)
+    eps = np.finfo(theta.dtype if theta.dtype.kind == "f" else np.float64).eps
+    return float(np.sqrt(eps) * max(float(np.linalg.norm(theta)), 1.0))
+
+
 def request_certificate(
     cert,
     maths,
@@ -368,11 +375,13 @@ def request_certificate(
     cumulative = cert.cumulative_bound + own
     # Doing nothing would leave ∇J_rem = ĝ + e: the scale to compare with.
     nothing = cert.nothing_bound + float(np.linalg.norm(gradient))
+    # Compared with at least the rounding scale of the objective's gradient, so
+    # that rows the model fits to rounding (removal gradient ~1e-50) do not make
+    # a rounding-sized bound look infinitely worse than doing nothing.
+    scale = max(nothing, _rounding_scale(theta))
     certificate = {
         "removal_gradient": _json_float(np.linalg.norm(gradient)),
-        "relative_gradient_bound": _json_float(cumulative / nothing)
-        if nothing > 0
-        else None,
+        "relative_gradient_bound": _json_float(cumulative / scale),
         "gradient_bound": _json_float(own),
         "step_term": _json_float(step_term),
         "taylor_term": _json_float(taylor_term),
@@ -529,8 +538,8 @@ def stacked_request_certificates(
         gradient, axis=1
     )
     removal = np.linalg.norm(gradient, axis=1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        relative = np.where(nothing > 0, cumulative / nothing, np.nan)
+    scale = np.maximum(nothing, [_rounding_scale(theta[o]) for o in range(len(certs))])
+    relative = cumulative / scale
     columns = {
         "removal_gradient": removal,
         "relative_gradient_bound": relative,

@@ -313,7 +313,8 @@ random_state, solver, max_iter, warm_start, n_jobs
     Certified removal: fit with objective perturbation, then forget a row while
     the guarantee holds.
 
-    >>> private = ErasableLogisticRegression(removal_noise=50.0).fit(X, y)
+    >>> private = ErasableLogisticRegression(removal_noise=50.0, random_state=0)
+    >>> private = private.fit(X, y)
     >>> private = private.partial_forget(X[:1], y[:1])
     >>> guarantee = private.request_records_[-1].certificate["certified_removal"]
     >>> guarantee["holds"], guarantee["epsilon"], guarantee["delta"]
