@@ -128,7 +128,7 @@ class InverseStack:
         """One :class:`StackedBlockInverse` per output."""
         return [StackedBlockInverse(self, index) for index in range(self.n_outputs)]
 
-    def downdated_and_applied(self, U, G, fold_rank=None):
+    def downdated_and_applied(self, U, G, limit=None):
         """Every output's Woodbury downdate and both inverses applied to its vector.
 
         Parameters
@@ -137,7 +137,7 @@ class InverseStack:
             Output ``o``'s rows to remove, ``M_o − U_o U_oᵀ``.
         G : ndarray of shape (n, P)
             One vector per output.
-        fold_rank : int, default=None
+        limit : int, default=None
             Fold the factors into a new base above this rank (default:
             :func:`fold_rank`).
 
@@ -155,7 +155,8 @@ class InverseStack:
         """
         dtype = self.base.dtype
         n, P, k = U.shape
-        limit = globals()["fold_rank"](P) if fold_rank is None else fold_rank
+        if limit is None:
+            limit = fold_rank(P)
         # One pass over the base for M⁻¹U and M⁻¹g together.
         block = np.empty((n, P, k + 1), dtype=dtype)
         block[:, :, :k] = U
