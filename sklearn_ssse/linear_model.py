@@ -215,7 +215,11 @@ random_state, solver, max_iter, warm_start, n_jobs
         guarantee only while the seed stays secret, and ``random_state`` is a
         parameter, so it is pickled with the model and shown by
         ``get_params()``. Changing ``removal_noise`` after ``fit`` makes
-        requests ask for a new fit.
+        requests ask for a new fit. In an
+        :class:`~sklearn_ssse.ErasableMultiOutputClassifier` every output draws
+        its own ``b`` (seeds derived from ``random_state``, set on each of
+        ``estimators_``): one ``b`` shared by the outputs would let anyone with
+        the remaining data tell an erasure from a retrain.
 
     removal_epsilon : float, default=1.0
         ``ε`` of the certified-removal guarantee (``removal_noise`` set).

@@ -12,13 +12,15 @@ from numbers import Integral
 import numpy as np
 from joblib import cpu_count, effective_n_jobs
 from sklearn import get_config
-from sklearn.base import _fit_context
+from sklearn.base import _fit_context, clone
 from sklearn.multioutput import MultiOutputClassifier
-from sklearn.utils import get_tags
+from sklearn.utils import check_random_state, get_tags
 from sklearn.utils._param_validation import HasMethods
+from sklearn.utils.metadata_routing import process_routing
 from sklearn.utils.metaestimators import available_if
+from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.parallel import Parallel, delayed
-from sklearn.utils.validation import check_array, check_is_fitted
+from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 from threadpoolctl import threadpool_limits
 
 from . import _array_api
@@ -54,6 +56,35 @@ def _estimator_has(attr):
         return hasattr(self.estimator, attr)
 
     return check
+
+
+def _needs_output_seeds(estimator):
+    """Whether the outputs must draw independent randomness (certified removal)."""
+    return getattr(estimator, "removal_noise", None) is not None and hasattr(
+        estimator, "random_state"
+    )
+
+
+def _output_seeds(random_state, n_outputs):
+    """One ``random_state`` per output, independent of each other.
+
+    ``None`` stays ``None`` for every output (fresh entropy from the operating
+    system at each draw). An int seeds :class:`numpy.random.SeedSequence`, whose
+    spawned children give one 32-bit seed per output (reproducible). A
+    ``RandomState`` draws the outputs' seeds (and advances).
+    """
+    if random_state is None:
+        return [None] * n_outputs
+    if isinstance(random_state, (Integral, np.integer)):
+        children = np.random.SeedSequence(int(random_state)).spawn(n_outputs)
+        return [int(c.generate_state(1)[0]) for c in children]  # 32-bit seeds
+    rng = check_random_state(random_state)
+    return [int(s) for s in rng.randint(np.iinfo(np.int32).max, size=n_outputs)]
+
+
+def _fit_output(template, seed, X, y, **fit_params):
+    """Fit a clone of ``template`` with ``random_state=seed`` on one output."""
+    return clone(template).set_params(random_state=seed).fit(X, y, **fit_params)
 
 
 def _with_params(estimator, params):
@@ -311,12 +342,46 @@ class ErasableMultiOutputClassifier(PartialForgetRequestMixin, MultiOutputClassi
         """
         check_outputs_memory_budget(self.estimator, X, Y, n_jobs=self.n_jobs)
         with erasure_lock(self):
-            super().fit(X, Y, sample_weight=sample_weight, **fit_params)
+            if _needs_output_seeds(self.estimator):
+                self._fit_with_output_seeds(X, Y, sample_weight, **fit_params)
+            else:
+                super().fit(X, Y, sample_weight=sample_weight, **fit_params)
             # Binary logistic outputs: their inverses in one stack, so that
             # requests run on all outputs at once (_multioutput_batch).
             stack_outputs(self.estimators_)
             self.n_forgotten_ = 0
         return self
+
+    def _fit_with_output_seeds(self, X, Y, sample_weight, **fit_params):
+        """``MultiOutputClassifier.fit`` with an independent seed per output.
+
+        Certified removal (``removal_noise`` set) needs an independent ``b`` per
+        output: clones of one estimator share its ``random_state``, and with one
+        ``b`` for every output, anyone holding the remaining data could compute
+        each output's ``b`` and tell an erased model (whose outputs then disagree)
+        from a retrained one. The seeds are derived from ``random_state``
+        (:func:`_output_seeds`), so a fixed seed still makes ``fit`` reproducible.
+        """
+        Y = validate_data(self, X="no_validation", y=Y, multi_output=True)
+        check_classification_targets(Y)
+        if Y.ndim == 1:
+            raise ValueError(
+                "y must have at least two dimensions for multi-output regression "
+                "but has only one."
+            )
+        if sample_weight is not None:
+            fit_params["sample_weight"] = sample_weight
+        if get_config().get("enable_metadata_routing", False):
+            fit_params = process_routing(self, "fit", **fit_params).estimator.fit
+        seeds = _output_seeds(self.estimator.random_state, Y.shape[1])
+        self.estimators_ = Parallel(n_jobs=self.n_jobs)(
+            delayed(_fit_output)(self.estimator, seed, X, Y[:, i], **fit_params)
+            for i, seed in enumerate(seeds)
+        )
+        first = self.estimators_[0]
+        self.n_features_in_ = first.n_features_in_
+        if hasattr(first, "feature_names_in_"):
+            self.feature_names_in_ = first.feature_names_in_
 
     def predict(self, X):
         """Predict every output.
