@@ -218,7 +218,12 @@ def main():
     args = parser.parse_args()
     warnings.simplefilter("ignore", RefitRecommendedWarning)
     n_requests = 3 if args.quick else 10
-    configs = [{}, {"curvature": "fisher"}, {"fit_intercept": False}]
+    configs = [
+        {},
+        {"curvature": "fisher"},
+        {"fit_intercept": False},
+        {"curvature_structure": "cg"},
+    ]
     rows = []
     for name in DATASETS:
         for params in configs:

@@ -609,7 +609,15 @@ class ErasableMixin(PartialForgetRequestMixin):
         estimated = self.fisher_batch_size > 1
         row_norm_bound = _power_of_two_above(_row_norms(X).max(initial=0.0))
         certificate_state = None
-        if self._certificate_supported() and structure == "blocks":
+        if self._certificate_supported():
+            hessian = self._curvature_kind() == "hessian"
+            if structure == "blocks":
+                excess_factor = np.array(excess).reshape(-1, maths.n_params).T
+                exact, dense = hessian and len(bounds) == 1, len(bounds) == 1
+            else:  # "cg" structures: M is stored exactly (cross-output blocks
+                # dropped by "cg-class"); the Gram is kept as its diagonal.
+                excess_factor = np.asarray(curvature.null, dtype=np.float64)
+                exact, dense = hessian and structure != "cg-class", False
             try:
                 certificate_state = fit_certificate_state(
                     maths,
@@ -618,12 +626,10 @@ class ErasableMixin(PartialForgetRequestMixin):
                     C=C,
                     penalty=penalty_strength * penalized,
                     prior=prior,
-                    excess_factor=np.array(excess).reshape(-1, maths.n_params).T,
+                    excess_factor=excess_factor,
                     row_norm=row_norm_bound,
-                    exact_hessian=(
-                        self._curvature_kind() == "hessian" and len(bounds) == 1
-                    ),
-                    dense=len(bounds) == 1,
+                    exact_hessian=exact,
+                    dense=dense,
                 )
             except (np.linalg.LinAlgError, ValueError, FloatingPointError):
                 # The certificate must never stop a fit: requests are then
@@ -1256,13 +1262,19 @@ class ErasableMixin(PartialForgetRequestMixin):
                 f"is then the safe path). The model is unchanged. ({exc})"
             ) from exc
 
-        solved = None
+        solved = solve_residual = None
         if step is not None:
             delta = step(gradient, inverse, new_inverse)
         else:
             if applied is None:
                 step_inverse = new_inverse if self.leave_out else inverse
                 applied = step_inverse.apply(gradient)
+                if "rows" in downdate and state.certificate_state is not None:
+                    # CG stops at rtol: the certificate takes the solve's
+                    # residual ĝ − M s, one more product with the stored M.
+                    solve_residual = np.asarray(
+                        gradient, dtype=np.float64
+                    ) - step_inverse.matvec(applied).astype(np.float64)
             solved = applied
             delta = -self.forget_scale * applied
         if index is not None:  # frozen coordinates stay where they are
@@ -1304,6 +1316,10 @@ class ErasableMixin(PartialForgetRequestMixin):
                 if step is None and not self.leave_out:
                     if "factors" in downdate:
                         removed_hessian = lambda v: U.T @ (U @ v)  # noqa: E731
+                    elif "rows" in downdate:
+                        removed_hessian = lambda v: rows_product(  # noqa: E731
+                            *downdate["rows"], v
+                        ).astype(np.float64)
                     else:
                         removed_hessian = lambda v: grams[0] @ v  # noqa: E731
                 certificate, certificate_state = request_certificate(
@@ -1318,6 +1334,7 @@ class ErasableMixin(PartialForgetRequestMixin):
                     removed_hessian=removed_hessian,
                     X=X,
                     removed_weights=fit_weights,
+                    solve_residual=solve_residual,
                 )
             certificate["distance_bound"] = distance_bound(
                 certificate["cumulative_gradient_bound"], self._strong_convexity()

@@ -135,6 +135,46 @@ def weighted_gram(maths, X, weights, dense=True):
         for Y in _augmented_chunks(maths, X, weights):
             accumulate_gram(G, Y, Y, same=True, in_place=True)
         return symmetrize_from_lower(G)
+    return _weighted_square_sums(maths, X, weights)
+
+
+def _gershgorin_bound(maths, X, weights):
+    """An upper bound on ``λ_max(G)``, ``G = Σ_i w_i x̃_i x̃_iᵀ``, in two passes.
+
+    ``|G_jk| ≤ H_jk = Σ_i w_i |x̃_ij| |x̃_ik|``, so (Gershgorin) ``λ_max(G)`` is at
+    most the largest row sum of ``H``: ``max_j (|X̃|ᵀ (w ⊙ |X̃| 1))_j``. Sharp on
+    sparse non-negative data (TF-IDF), where rows share few columns.
+    """
+    weights = np.asarray(weights, dtype=np.float64)
+    column = abs(maths.intercept_scaling) if maths.fit_intercept else 0.0
+    if sp.issparse(X):
+        A = abs(sp.csr_matrix(X, dtype=np.float64))
+        row_sums = np.asarray(A.sum(axis=1)).ravel() + column
+        scaled = weights * row_sums
+        sums = np.asarray(A.T @ scaled).ravel()
+        if maths.fit_intercept:
+            sums = np.append(sums, column * scaled.sum())
+        return float(sums.max(initial=0.0))
+    sums = np.zeros(maths.width)
+    for Y in _augmented_chunks(maths, X, np.ones_like(weights)):
+        A = np.abs(Y)
+        sums += (weights[: len(A)] * A.sum(axis=1)) @ A
+        weights = weights[len(A) :]
+    return float(sums.max(initial=0.0))
+
+
+def _weighted_square_sums(maths, X, weights):
+    """``Σ_i w_i x̃_i²`` (the Gram's diagonal): a pass over the non-zeros of a
+    sparse ``X``, chunked ``einsum`` over a dense one."""
+    weights = np.asarray(weights, dtype=np.float64)
+    if sp.issparse(X):
+        squares = sp.csr_matrix(X, dtype=np.float64, copy=True)
+        squares.data **= 2
+        diagonal = np.asarray(squares.T @ weights).ravel()
+        if maths.fit_intercept:
+            column = maths.intercept_scaling**2 * weights.sum()
+            diagonal = np.append(diagonal, column)
+        return diagonal
     diagonal = np.zeros(maths.width)
     for Y in _augmented_chunks(maths, X, weights):
         diagonal += np.einsum("ij,ij->j", Y, Y)
@@ -185,7 +225,7 @@ def fit_certificate_state(
     else:
         gram = None
         diagonal = weighted_gram(maths, X, weights, dense=False)
-        norm = float(diagonal.sum())
+        norm = min(float(diagonal.sum()), _gershgorin_bound(maths, X, weights))
     column = maths.intercept_scaling if maths.fit_intercept else 0.0
     return CertificateState(
         gram=gram,
@@ -235,6 +275,10 @@ def _diagonal_quadratic(diagonal, A):
     return float(np.linalg.norm(per_row))
 
 
+def _fro(A):
+    return float(np.linalg.norm(A))
+
+
 def _rounding_scale(theta):
     """``√eps · max(‖θ‖, 1)``: a gradient norm of the objective at rounding level."""
     theta = np.asarray(theta)
@@ -255,6 +299,7 @@ def request_certificate(
     removed_hessian=None,
     X=None,
     removed_weights=None,
+    solve_residual=None,
 ):
     """The data-free certificate of one request, and the certificate state after it.
 
@@ -267,8 +312,10 @@ def request_certificate(
         ‖∇J_rem(θ')‖ ≤ ‖ĝ + H*δ‖ + β + γ R (‖θ − θ*‖ + ½‖δ‖) √(Λ · tr ΔGΔᵀ)
 
     (``docs/certificate.md``). The first term is exact when the stored curvature
-    is the one-block Hessian and the step is the library's own; otherwise it is
-    bounded through ``0 ⪯ ∇²(data) ⪯ κ G``.
+    is the exact Hessian (one dense block, or the ``"cg"`` / ``"cg-rows"``
+    structures, whose conjugate-gradient solve adds its residual ``ρ``) and the
+    step is the library's own; otherwise it is bounded through
+    ``0 ⪯ ∇²(data) ⪯ κ G``.
 
     Parameters
     ----------
@@ -289,6 +336,9 @@ def request_certificate(
         The forgotten rows (to take them out of the Gram).
     removed_weights : ndarray of shape (k,)
         ``C · w`` of those rows as in ``fit``.
+    solve_residual : ndarray of shape (n_params,) or None
+        ``ρ = ĝ − M s`` when ``s`` came from an iterative solve (conjugate
+        gradient stops at a tolerance); ``None``: ``s = M⁻¹ĝ`` exactly.
 
     Returns
     -------
@@ -313,8 +363,12 @@ def request_certificate(
     Y = None
     diagonal = cert.gram_diagonal
     if X is not None and X.shape[0]:
-        Y = _weighted_rows(maths, X, removed_weights)
-        diagonal = np.maximum(diagonal - np.einsum("ij,ij->j", Y, Y), 0.0)
+        if cert.gram is None:  # the diagonal alone (sparse rows stay sparse)
+            removed = _weighted_square_sums(maths, X, removed_weights)
+        else:
+            Y = _weighted_rows(maths, X, removed_weights)
+            removed = np.einsum("ij,ij->j", Y, Y)
+        diagonal = np.maximum(diagonal - removed, 0.0)
     norm = min(cert.gram_norm, float(diagonal.sum()))
     drift_vector = theta - np.asarray(point, dtype=np.float64)
     Drift = drift_vector.reshape(shape)
@@ -331,9 +385,11 @@ def request_certificate(
         drift_quad = _downdated_quadratic(Drift, G_drift, Y)
         gram_drift = G_drift + G_delta
         drift_at = np.array(theta_new, dtype=np.float64)
-    else:
-        quad = _diagonal_quadratic(diagonal, Delta)
-        drift_quad = _diagonal_quadratic(diagonal, Drift)
+    else:  # G ⪯ λ_max I as well: the smaller of the two bounds
+        quad = min(_diagonal_quadratic(diagonal, Delta), np.sqrt(norm) * _fro(Delta))
+        drift_quad = min(
+            _diagonal_quadratic(diagonal, Drift), np.sqrt(norm) * _fro(Drift)
+        )
 
     # 1. The step term ĝ + H*δ.
     penalty_part = gradient + cert.penalty * delta
@@ -348,6 +404,8 @@ def request_certificate(
         if removed_hessian is not None:
             excess = excess + removed_hessian(s)
         term = (1 - eps) * gradient + eps * excess
+        if solve_residual is not None:  # M s = ĝ − ρ (an iterative solve)
+            term = term + eps * np.asarray(solve_residual, dtype=np.float64)
         rounding = delta + eps * s  # published (cast) step minus the exact one
         step_term = float(np.linalg.norm(term))
         if np.any(rounding):

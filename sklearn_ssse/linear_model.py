@@ -573,8 +573,7 @@ random_state, solver, max_iter, warm_start, n_jobs
         reason = None
         if certificate is None:
             reason = (
-                "this model keeps no data-free certificate (class_weight="
-                "'balanced' or a curvature_structure other than 'blocks')"
+                "this model keeps no data-free certificate (class_weight='balanced')"
             )
         elif bound is None:
             reason = certificate.get("note") or "the request could not be certified"

@@ -271,3 +271,68 @@ def test_erasure_report_carries_the_certificate_and_flags():
     report = erasure_report(original, far, refit, X[rows], y[rows])
     assert any("further from the refit" in flag for flag in report.flags)
     assert "WARNING" in str(report)
+
+
+# -- the "cg" structures: the exact M applied by CG, the Gram kept as its diagonal --
+CG_CASES = [
+    ("breast_cancer", "cg", {}),
+    ("breast_cancer", "cg-rows", {}),
+    ("breast_cancer", "cg", {"leave_out": False}),
+    ("breast_cancer", "cg", {"curvature": "fisher"}),
+    ("wine", "cg", {}),
+    ("wine", "cg-class", {}),
+    ("wine", "cg-rows", {"forget_scale": 0.5}),
+]
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+@pytest.mark.parametrize(
+    "name, structure, params", CG_CASES, ids=[f"{n}-{s}-{p}" for n, s, p in CG_CASES]
+)
+def test_cg_structures_carry_a_certificate_that_holds(name, structure, params, sparse):
+    import scipy.sparse as sp
+
+    X, y = _data(name)
+    Xf = sp.csr_matrix(X) if sparse else X
+    model = ErasableLogisticRegression(
+        max_iter=5000, tol=1e-8, curvature_structure=structure, **params
+    ).fit(Xf, y)
+    state = model.erasure_state_.certificate_state
+    assert state is not None and state.gram is None  # the diagonal alone
+    assert state.exact_hessian == (
+        structure != "cg-class" and params.get("curvature", "hessian") == "hessian"
+    )
+    alive = np.ones(len(y), dtype=bool)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RefitRecommendedWarning)
+        for rows in _requests(len(y), max(2, len(y) // 50), 4):
+            model.partial_forget(Xf[rows], y[rows])
+            alive[rows] = False
+            certificate = model.request_records_[-1].certificate
+            true = _true_gradient(model, X[alive], y[alive])
+            assert certificate["cumulative_gradient_bound"] >= true
+    # Looser than a dense Gram's (the diagonal bounds the Taylor term) but
+    # finite, and within the default budget.
+    assert np.isfinite(certificate["cumulative_gradient_bound"])
+    assert model.request_records_[-1].within_budget
+
+
+def test_cg_certificate_counts_the_solve_residual():
+    """A loose CG tolerance raises the step term by about ε‖ρ‖."""
+    import scipy.sparse as sp
+
+    X, y = _data("breast_cancer")
+    terms = {}
+    for rtol in (1e-1, 1e-8):
+        model = ErasableLogisticRegression(max_iter=5000, tol=1e-8)
+        # Sparse X: a Jacobi preconditioner, so CG takes several iterations.
+        model.set_params(curvature_structure="cg").fit(sp.csr_matrix(X), y)
+        model.erasure_state_.curvature.rtol = rtol
+        model.partial_forget(sp.csr_matrix(X[:5]), y[:5])
+        certificate = model.request_records_[-1].certificate
+        terms[rtol] = certificate["step_term"]
+        alive = np.arange(5, len(y))
+        assert certificate["cumulative_gradient_bound"] >= _true_gradient(
+            model, X[alive], y[alive]
+        )
+    assert terms[1e-1] > 10 * terms[1e-8]
