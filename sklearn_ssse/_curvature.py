@@ -109,12 +109,16 @@ class CurvatureInverse(ABC):
             If the downdated matrix is not positive definite.
         """
 
-    def downdated_and_applied(self, factors, vector):
+    def downdated_and_applied(self, factors, vector, span=None):
         """:meth:`downdated` by ``factors``, and both inverses applied to ``vector``.
 
         Returns ``(new, self.apply(vector), new.apply(vector))``. A representation
         may compute the three together for the cost of one pass over its arrays
         (:class:`BlockDiagonalInverse` does); this default does it plainly.
+        ``span``: ``(B, s, a)`` with ``B`` of shape ``(k, n_params)``, each block's
+        factor ``B[:, block].T diag(s)`` and ``vector = Bᵀ a`` (the caller checked
+        it); a representation may use it to skip ``vector``'s own pass, or ignore
+        it.
         """
         new = self.downdated(factors=factors)
         return new, self.apply(vector), new.apply(vector)
@@ -325,7 +329,7 @@ class BlockDiagonalInverse(CurvatureInverse):
             new = [gram_downdate(inv, W) for inv, W in zip(self.inverses, grams)]
         return type(self)(self.bounds, new)
 
-    def downdated_and_applied(self, factors, vector):
+    def downdated_and_applied(self, factors, vector, span=None):
         """:meth:`downdated` by ``factors`` and both inverses applied to ``vector``.
 
         Each block is read once and its downdate written once
@@ -335,7 +339,7 @@ class BlockDiagonalInverse(CurvatureInverse):
             return super().downdated_and_applied(factors, vector)
         lazy = self._lazy()
         if lazy is not None:
-            return lazy.downdated_and_applied(factors, vector)
+            return lazy.downdated_and_applied(factors, vector, span=span)
         vector = np.asarray(vector)
         old = np.empty(vector.shape, dtype=self.dtype)
         new_applied = np.empty(vector.shape, dtype=self.dtype)

@@ -86,7 +86,7 @@ def max_rank(size, fraction):
     return max(1, int(size * fraction))
 
 
-def lazy_downdate_and_apply(base, factor, U, vector, fraction):
+def lazy_downdate_and_apply(base, factor, U, vector, fraction, span=None):
     """One block's downdate by ``U`` (and the old and new inverse applied).
 
     Parameters
@@ -99,6 +99,12 @@ def lazy_downdate_and_apply(base, factor, U, vector, fraction):
     vector : ndarray of shape (d,) or None
     fraction : float
         Compaction threshold (:attr:`LowRankUpdatedInverse.max_rank_fraction`).
+    span : (ndarray of shape (d, k), ndarray of shape (k,), ndarray of shape (k,))
+        or None
+        ``(B, s, a)`` with ``U = B diag(s)`` and ``vector = B a``: the vector lies
+        in the span of the rows (a binary request's gradient does), so the one
+        pass over ``A`` takes ``k`` columns instead of ``k + 1``. ``None``:
+        ``[U, vector]``.
 
     Returns
     -------
@@ -119,7 +125,9 @@ def lazy_downdate_and_apply(base, factor, U, vector, fraction):
     if rank == 0 and k > limit:  # nothing accumulated, too large a request
         new, old_applied, new_applied = woodbury_downdate_apply(base, U, vector)
         return new, None, old_applied, new_applied
-    if vector is None:
+    if span is not None and vector is not None:
+        block = np.asarray(span[0], dtype=dtype, order="F")
+    elif vector is None:
         block = U
     else:
         block = np.empty((d, k + 1), dtype, order="F")
@@ -129,6 +137,13 @@ def lazy_downdate_and_apply(base, factor, U, vector, fraction):
     if rank:
         V = factor[0].array[:, :rank]
         product += V @ (V.T @ block)
+    old_applied = new_applied = None
+    if span is not None and vector is not None:
+        # M⁻¹U = (M⁻¹B) diag(s) and M⁻¹v = (M⁻¹B) a: no column for v.
+        old_applied = product @ np.asarray(span[2], dtype=dtype)
+        product = product * np.asarray(span[1], dtype=dtype)
+    elif vector is not None:
+        old_applied = product[:, k]
     if k:
         MU = product[:, :k]
         capacitance = np.eye(k, dtype=dtype) - U.T @ MU
@@ -136,9 +151,7 @@ def lazy_downdate_and_apply(base, factor, U, vector, fraction):
         W = np.linalg.solve(L, MU.T).T if k > 1 else MU / L[0, 0]
     else:
         W = np.zeros((d, 0), dtype=dtype)
-    old_applied = new_applied = None
     if vector is not None:
-        old_applied = product[:, k]
         new_applied = old_applied + W @ (W.T @ vector)
     if rank + k > limit:  # compact: write A + V Vᵀ + W Wᵀ once, a new base
         everything = W if not rank else np.hstack([factor[0].array[:, :rank], W])
@@ -239,11 +252,11 @@ class LowRankUpdatedInverse(BlockDiagonalInverse):
             return self.compacted().downdated(grams=grams, prior=prior)
         return self._downdated(factors, None)[0]
 
-    def downdated_and_applied(self, factors, vector):
-        new, old, new_applied = self._downdated(factors, np.asarray(vector))
+    def downdated_and_applied(self, factors, vector, span=None):
+        new, old, new_applied = self._downdated(factors, np.asarray(vector), span)
         return new, old, new_applied
 
-    def _downdated(self, factors, vector):
+    def _downdated(self, factors, vector, span=None):
         fraction = self.max_rank_fraction
         if vector is not None:
             old = np.empty(vector.shape, dtype=self.dtype)
@@ -255,7 +268,12 @@ class LowRankUpdatedInverse(BlockDiagonalInverse):
             self.bounds, self.bases, self.factors, factors
         ):
             part = None if vector is None else vector[start:stop]
-            base, f, o, n = lazy_downdate_and_apply(base, f, U, part, fraction)
+            local = None
+            if span is not None:
+                local = (span[0][:, start:stop].T, span[1], span[2])
+            base, f, o, n = lazy_downdate_and_apply(
+                base, f, U, part, fraction, span=local
+            )
             bases.append(base)
             kept.append(f)
             if vector is not None:

@@ -490,3 +490,51 @@ def sherman_morrison_inverse(gradients, weights, damping):
         Fg = inverse @ g
         inverse -= np.outer(Fg, Fg) * (w / (1.0 + w * (g @ Fg)))
     return inverse
+
+
+# Up to this many rows a request's gradient is expressed in their span (a pass
+# over the inverse per column is then the cost; beyond, one more column is noise).
+SPAN_MAX_ROWS = 4
+
+
+def row_span(B, U, vector, rtol=1e-10):
+    """``(s, a, ρ)`` with ``U = diag(s) B`` and ``vector = Bᵀa + ρ``, or ``None``.
+
+    A binary logistic request's curvature factor is each row scaled
+    (``U_i = √(C w_i p_i(1 − p_i)) x̃_i``) and its gradient a combination of the
+    same rows whenever nothing else enters it (after the first request the
+    carried residual is zero): ``M⁻¹[U, g]`` then needs ``M⁻¹B`` alone. Checked,
+    not assumed: ``None`` unless ``U`` is ``diag(s) B`` to ``rtol`` and the
+    least-squares residual ``ρ`` of ``vector`` is below ``rtol · ‖vector‖``
+    (``ρ`` is returned so that the caller can account for it exactly).
+
+    Parameters
+    ----------
+    B : ndarray of shape (k, d)
+        The rows.
+    U : ndarray of shape (k, d)
+        The curvature factor, one row per row of ``B``.
+    vector : ndarray of shape (d,)
+    rtol : float, default=1e-10
+
+    Returns
+    -------
+    (s, a, residual) or None
+    """
+    k = B.shape[0]
+    if k == 0 or k > SPAN_MAX_ROWS or U.shape != B.shape:
+        return None
+    B = np.asarray(B, dtype=np.float64)
+    U = np.asarray(U, dtype=np.float64)
+    norms = np.einsum("ij,ij->i", B, B)
+    if not np.all(norms > 0):
+        return None
+    s = np.einsum("ij,ij->i", U, B) / norms
+    if np.linalg.norm(U - s[:, None] * B) > rtol * max(np.linalg.norm(U), 1e-300):
+        return None
+    vector = np.asarray(vector, dtype=np.float64)
+    a = np.linalg.lstsq(B.T, vector, rcond=None)[0]
+    residual = vector - B.T @ a
+    if np.linalg.norm(residual) > rtol * np.linalg.norm(vector):
+        return None
+    return s, a, residual

@@ -33,6 +33,7 @@ from sklearn.utils.validation import _check_sample_weight
 
 from ._curvature import BlockDiagonalInverse
 from ._curvature_lowrank import LowRankUpdatedInverse
+from ._linalg import SPAN_MAX_ROWS
 from ._logistic_maths import stacked_binary_terms
 from ._stacked import InverseStack, StackedBlockInverse
 from ._state import STATE_FORMAT_VERSION, RequestRecord, _library_version, utc_now
@@ -386,11 +387,14 @@ def batched_forget(estimators, works, params, X, Y, sample_weight, *, rows_check
     )  # (k, n_outputs): w_i · class weight of its label
     fit_weights = C * row_weights
     gradient = np.array([state.residual_gradient for state in states], np.float64)
-    gradient -= (fit_weights * residuals).T @ Xt64
+    carried = bool(np.any(gradient))  # the fit's residual, before any request
+    # gradient_o = residual_o + X̃ᵀ c[:, o]: c the rows' coefficients.
+    c = -(fit_weights * residuals)
     a = np.sqrt(fit_weights) * scales  # U_o = X̃ᵀ diag(a[:, o])
     moved = theta.astype(np.float64) - points
     if np.any(moved):  # linearization="fit": move the gradients to θ by M
-        gradient -= (a * a * (Xt64 @ moved.T)).T @ Xt64
+        c -= a * a * (Xt64 @ moved.T)
+    gradient += c.T @ Xt64
     removed_diagonal = (a * a).T @ (Xt64 * Xt64)
     data_diagonal = np.array([state.data_diagonal for state in states])
     new_diagonal = data_diagonal - removed_diagonal
@@ -403,8 +407,13 @@ def batched_forget(estimators, works, params, X, Y, sample_weight, *, rows_check
 
     # -- the step and the downdate, on the stacked inverses --
     stack = _current_stack(states)
+    # Without a carried residual the gradients lie in the rows' span: the pass
+    # over the stack takes the k rows alone (not k + 1 columns per output).
+    span = None if carried or k > SPAN_MAX_ROWS else (Xt.T, a.T, c.T)
     try:
-        new_stack, old_applied, new_applied = stack.downdated_and_applied(U, gradient)
+        new_stack, old_applied, new_applied = stack.downdated_and_applied(
+            U, gradient, span=span
+        )
     except np.linalg.LinAlgError:
         return None
     leave_out = bool(work.leave_out)

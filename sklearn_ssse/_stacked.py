@@ -128,7 +128,7 @@ class InverseStack:
         """One :class:`StackedBlockInverse` per output."""
         return [StackedBlockInverse(self, index) for index in range(self.n_outputs)]
 
-    def downdated_and_applied(self, U, G, limit=None):
+    def downdated_and_applied(self, U, G, limit=None, span=None):
         """Every output's Woodbury downdate and both inverses applied to its vector.
 
         Parameters
@@ -140,6 +140,11 @@ class InverseStack:
         limit : int, default=None
             Fold the factors into a new base above this rank (default:
             :func:`fold_rank`).
+        span : (ndarray of shape (P, k), ndarray of shape (n, k), ndarray of
+            shape (n, k)) or None
+            ``(B, S, A)`` with ``U_o = B diag(S_o)`` and ``G_o = B A_o`` (the
+            outputs share their rows ``B``): the one pass over the base takes
+            ``B``'s ``k`` columns instead of ``k + 1`` per output.
 
         Returns
         -------
@@ -158,18 +163,27 @@ class InverseStack:
         if limit is None:
             limit = fold_rank(P)
         # One pass over the base for M⁻¹U and M⁻¹g together.
-        block = np.empty((n, P, k + 1), dtype=dtype)
-        block[:, :, :k] = U
-        block[:, :, k] = G
-        product = np.matmul(self.base, block)
-        if self.factors is not None:
-            F = self.factors
-            product += np.matmul(F, np.matmul(F.transpose(0, 2, 1), block))
-        MU = product[:, :, :k]
-        old_applied = product[:, :, k]
+        if span is not None:  # M⁻¹U_o = (M⁻¹B) diag(S_o), M⁻¹G_o = (M⁻¹B) A_o
+            B = np.asarray(span[0], dtype=dtype)
+            product = np.matmul(self.base, B)
+            if self.factors is not None:
+                F = self.factors
+                product += np.matmul(F, np.matmul(F.transpose(0, 2, 1), B))
+            old_applied = np.einsum("opk,ok->op", product, span[2].astype(dtype))
+            MU = product * span[1].astype(dtype)[:, None, :]
+        else:
+            block = np.empty((n, P, k + 1), dtype=dtype)
+            block[:, :, :k] = U
+            block[:, :, k] = G
+            product = np.matmul(self.base, block)
+            if self.factors is not None:
+                F = self.factors
+                product += np.matmul(F, np.matmul(F.transpose(0, 2, 1), block))
+            MU = product[:, :, :k]
+            old_applied = product[:, :, k]
         # Capacitance I − UᵀM⁻¹U = L Lᵀ (raises unless every M − UUᵀ is positive
         # definite); the correction is V Vᵀ with V = M⁻¹U L⁻ᵀ.
-        capacitance = -np.matmul(block[:, :, :k].transpose(0, 2, 1), MU)
+        capacitance = -np.matmul(U.transpose(0, 2, 1), MU)
         diagonal = np.arange(k)
         capacitance[:, diagonal, diagonal] += 1
         L = np.linalg.cholesky(capacitance)
@@ -180,9 +194,9 @@ class InverseStack:
             # right-hand sides (measured).
             V = np.matmul(MU, _triangular_inverses(L).transpose(0, 2, 1))
         V = np.ascontiguousarray(V, dtype=dtype)
+        G = np.asarray(G, dtype=dtype)[:, :, None]
         new_applied = (
-            old_applied
-            + np.matmul(V, np.matmul(V.transpose(0, 2, 1), block[:, :, k:]))[:, :, 0]
+            old_applied + np.matmul(V, np.matmul(V.transpose(0, 2, 1), G))[:, :, 0]
         )
         factors = V if self.factors is None else np.concatenate([self.factors, V], 2)
         stack = InverseStack(self.base, factors)
@@ -240,8 +254,8 @@ class StackedBlockInverse(BlockDiagonalInverse):
     def downdated(self, factors=None, grams=None, prior=None):
         return self._plain().downdated(factors=factors, grams=grams, prior=prior)
 
-    def downdated_and_applied(self, factors, vector):
-        return self._plain().downdated_and_applied(factors, vector)
+    def downdated_and_applied(self, factors, vector, span=None):
+        return self._plain().downdated_and_applied(factors, vector, span=span)
 
     # -- persistence: this output's inverse alone, folded ----------------------------
     def __getstate__(self):

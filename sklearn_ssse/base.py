@@ -47,6 +47,7 @@ from ._active_set import ActiveSetMaths
 from ._curvature import BlockDiagonalInverse, block_bounds
 from ._curvature_cg import rows_product
 from ._curvature_structures import build_cg_curvature, downdate_rows, select_structure
+from ._linalg import SPAN_MAX_ROWS, row_span
 from ._state import STATE_FORMAT_VERSION, ErasureState, RequestRecord, utc_now
 from .certificate import (
     distance_bound,
@@ -1245,11 +1246,24 @@ class ErasableMixin(PartialForgetRequestMixin):
             else:
                 data_diagonal = xp.clip(data_diagonal, min=0.0)
         applied = None
+        span_residual = None
         try:
             if step is None and xp is None and "factors" in downdate:
-                # One pass over the stored inverse gives the downdate and the step.
+                # One pass over the stored inverse gives the downdate and the step
+                # (k columns, not k + 1, when the gradient lies in the rows' span).
+                span = None
+                if (
+                    index is None
+                    and maths.n_outputs == 1
+                    and X.shape[0] <= SPAN_MAX_ROWS
+                ):
+                    rows_augmented = maths._augment(X)
+                    span = row_span(rows_augmented, U, gradient)
+                if span is not None:
+                    span_residual = span[2]
+                    span = (rows_augmented, span[0], span[1])
                 new_inverse, old_applied, new_applied = inverse.downdated_and_applied(
-                    downdate["factors"], gradient
+                    downdate["factors"], gradient, span=span
                 )
                 applied = new_applied if self.leave_out else old_applied
             else:
@@ -1277,6 +1291,8 @@ class ErasableMixin(PartialForgetRequestMixin):
                     ) - step_inverse.matvec(applied).astype(np.float64)
             solved = applied
             delta = -self.forget_scale * applied
+            if span_residual is not None and np.any(span_residual):
+                solve_residual = span_residual  # M s = Bᵀa = ĝ − ρ exactly
         if index is not None:  # frozen coordinates stay where they are
             full_delta = np.zeros_like(theta)
             full_delta[index] = delta

@@ -210,3 +210,59 @@ def test_compact_erasure_state_needs_a_fitted_model():
 
     with pytest.raises(NotFittedError):
         ErasableLogisticRegression().compact_erasure_state()
+
+
+# -- a binary request's gradient in the span of its rows ---------------------------
+def test_row_span_recovers_scale_and_coefficients():
+    from sklearn_ssse._linalg import row_span
+
+    rng = np.random.default_rng(0)
+    B = rng.standard_normal((3, 40))
+    s = np.array([0.5, 0.0, 2.0])  # a zero scale (p = 0 or 1) is fine
+    a = rng.standard_normal(3)
+    found = row_span(B, s[:, None] * B, B.T @ a)
+    assert found is not None
+    np.testing.assert_allclose(found[0], s)
+    np.testing.assert_allclose(found[1], a)
+    assert np.linalg.norm(found[2]) < 1e-12
+    # Outside the span, or U not a scaling of B: None.
+    assert row_span(B, s[:, None] * B, rng.standard_normal(40)) is None
+    assert row_span(B, rng.standard_normal((3, 40)), B.T @ a) is None
+    assert row_span(np.zeros((1, 40)), np.zeros((1, 40)), np.zeros(40)) is None
+
+
+@pytest.mark.parametrize("leave_out", [True, False])
+def test_span_path_equals_the_plain_path(binary_data, leave_out, monkeypatch):
+    """The step, the published inverse and the certificate are the same whether
+    the one pass takes ``[U, g]`` or the rows alone."""
+    from sklearn_ssse import _linalg, base
+
+    X, y = binary_data
+    used = []
+
+    def counted(*args, **kwargs):
+        found = _linalg.row_span(*args, **kwargs)
+        used.append(found is not None)
+        return found
+
+    monkeypatch.setattr(base, "row_span", counted)
+    results = []
+    for limit in (0, _linalg.SPAN_MAX_ROWS):
+        monkeypatch.setattr(base, "SPAN_MAX_ROWS", limit)
+        model = ErasableLogisticRegression(leave_out=leave_out).fit(X, y)
+        for i in range(6):  # the first carries the fit's residual: no span
+            model.partial_forget(X[2 * i : 2 * i + 2], y[2 * i : 2 * i + 2])
+        results.append(model)
+    plain, spanned = results
+    assert used == [False] + [True] * 5  # all but the first request
+    np.testing.assert_allclose(spanned.coef_, plain.coef_, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(
+        spanned.erasure_state_.curvature.to_dense(),
+        plain.erasure_state_.curvature.to_dense(),
+        rtol=1e-9,
+        atol=1e-12,
+    )
+    for a, b in zip(spanned.request_records_, plain.request_records_):
+        assert a.certificate["cumulative_gradient_bound"] == pytest.approx(
+            b.certificate["cumulative_gradient_bound"], rel=1e-6
+        )

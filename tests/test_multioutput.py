@@ -23,6 +23,7 @@ from sklearn_ssse import (
     ErasureNumericalError,
     RefitRecommendedError,
     RefitRecommendedWarning,
+    _multioutput_batch,
     _stacked,
 )
 from sklearn_ssse._curvature import BlockDiagonalInverse
@@ -769,3 +770,26 @@ def test_batched_request_that_empties_a_class_is_uncertified(monkeypatch):
     _per_output(monkeypatch)
     looped.partial_forget(X[:3], Y[:3])
     _assert_same_models(model, looped, 1e-10)
+
+
+def test_batched_requests_use_the_rows_span_after_the_first(monkeypatch):
+    """Past the first request (which carries the fit's residual) a request of up
+    to four rows passes over the stack with its rows alone, to the same result."""
+    X, Y = _batched_data()
+    model = ErasableMultiOutputClassifier(ErasableLogisticRegression()).fit(X, Y)
+    plain = copy.deepcopy(model)
+    spans = []
+    inner = InverseStack.downdated_and_applied
+
+    def recorded(self, U, G, limit=None, span=None):
+        spans.append(span is not None)
+        return inner(self, U, G, limit=limit, span=span)
+
+    monkeypatch.setattr(InverseStack, "downdated_and_applied", recorded)
+    for rows in _REQUESTS:
+        model.partial_forget(X[rows], Y[rows])
+    assert spans == [False, True, True, False, True]  # 1, 3, 1, 6, 1 rows
+    monkeypatch.setattr(_multioutput_batch, "SPAN_MAX_ROWS", 0)
+    for rows in _REQUESTS:
+        plain.partial_forget(X[rows], Y[rows])
+    _assert_same_models(model, plain, 1e-10)
