@@ -11,10 +11,12 @@ columns ``W = A U L⁻ᵀ``, their append to a preallocated ``V``, and the step
 ``A g + W (Wᵀ g)``, with the fold (``A + V Vᵀ`` written once) when the
 accumulated rank would pass ``d/8``: the floor runs the same stream of states as
 the library (``FloorStream``). When a request's rank is above ``d/8`` the library
-writes the downdated inverse at once (eager); so does the floor. A second ratio
-adds to the floor the certificate's own pass (one product of its ``d × d`` Gram). The "eager floor" column
-is the copy-and-update floor (one read, one ``d × d`` write, as every request
-cost before the low-rank representation), for comparison; "plain numpy" is the
+writes the downdated inverse at once (eager); so does the floor. Up to four rows
+the library's product takes the rows alone (the gradient lies in their span), and
+so does the floor. A second ratio adds to the floor the certificate's own pass
+(one product of its ``d × d`` Gram). The "eager floor" column is the
+copy-and-update floor (one read, one ``d × d`` write, as every request cost
+before the low-rank representation), for comparison; "plain numpy" is the
 eager maths written naively. "No certificate" is the same request on a model
 whose state holds no certificate (the data-free certificate reads its
 ``d × d`` Gram once per request, a second pass the floor does not include).
@@ -133,20 +135,24 @@ class FloorStream:
         if self.rank == 0 and k > self.limit:
             self.A, step = floor_request(self.A, U, g)
             return step
-        block = np.empty((d, k + 1), dtype=self.A.dtype, order="F")
-        block[:, :k], block[:, k] = U, g
-        if k + 1 <= 4:
+        span = k <= 4  # the rows alone: g = B a, U = B diag(s) (B ~ U here)
+        block = np.empty((d, k if span else k + 1), dtype=self.A.dtype, order="F")
+        block[:, :k] = U
+        if not span:
+            block[:, k] = g
+        if block.shape[1] <= 4:
             P = np.empty_like(block)
-            for j in range(k + 1):
+            for j in range(block.shape[1]):
                 np.matmul(self.A, block[:, j], out=P[:, j])
         else:
             P = self.A @ block
         if self.rank:
             V = self.V[:, : self.rank]
             P += V @ (V.T @ block)
+        old = P @ np.ones(k, dtype=P.dtype) if span else P[:, k]
         L = np.linalg.cholesky(np.eye(k, dtype=U.dtype) - U.T @ P[:, :k])
         W = P[:, :k] / L[0, 0] if k == 1 else np.linalg.solve(L, P[:, :k].T).T
-        step = P[:, k] + W @ (W.T @ g)
+        step = old + W @ (W.T @ g)
         if self.rank + k > self.limit:  # fold: one d × d write
             everything = np.hstack([self.V[:, : self.rank], W])
             new = everything @ everything.T
@@ -200,9 +206,7 @@ def binary_rows(d, k, repeats, n=3000):
     operands = request_operands(model, X[rows[0]], y[rows[0]])
     # The floor's stream removes the same rows as the library's (distinct rows:
     # removing one row twice would leave M indefinite), operands made up front.
-    stream_operands = iter(
-        [request_operands(model, *_rows(X, y, r))[1:] for r in rows]
-    )
+    stream_operands = iter([request_operands(model, *_rows(X, y, r))[1:] for r in rows])
     floor_stream = FloorStream(operands[0], k)
     gram = model.erasure_state_.certificate_state.gram
     stream = iter(rows)
@@ -464,7 +468,8 @@ def main(quick, threads):
         "**Requests** (`partial_forget`, default Hessian, leave-k-out, full block; "
         "binary rows: a stream of requests of new rows on one model). Floor: the "
         "request's own linear algebra as the library publishes it, in plain "
-        "numpy/BLAS (one product `A [U, g]`, the `k × k` Cholesky factor, the "
+        "numpy/BLAS (one product `A [U, g]`, or of `A` with the rows alone up to "
+        "four rows, whose span holds `g`; the `k × k` Cholesky factor, the "
         "triangular solve, the new factor columns written, and the fold "
         "(`A + V Vᵀ` written once) when the accumulated rank would pass `d/8`, "
         "on the same stream as the library's; eager above rank `d/8`). With "

@@ -301,17 +301,75 @@ class LogisticMaths(ModelMaths):
         for rows in row_chunks(X.shape[0], row_bytes):
             Xc, yc = X[rows], y[rows]
             _, r = self._residuals(Xc, yc, Theta, active)
-            r = r * weights[rows, None].astype(np.float64)
-            # Σ_{i∈class a} r_i x̃_iᵀ for every class at once: one GEMM per output
-            # row with the (n_classes, chunk) matrix of r's entries by class.
-            by_class = np.zeros((n_classes, len(yc)))
-            columns = np.arange(len(yc))
-            for o in range(self.n_outputs):
-                by_class[yc, columns] = r[:, o]
-                out[:, o, : self.n_features] += as_dense(by_class @ Xc)
-                if self.fit_intercept:
-                    out[:, o, -1] += self.intercept_scaling * by_class.sum(axis=1)
+            self._add_class_sums(out, Xc, yc, r, weights[rows])
         return out.reshape(n_classes, -1)
+
+    def _add_class_sums(self, out, Xc, yc, r, w):
+        """``out[a, o] += Σ_{i∈class a} w_i r_io x̃_i`` over a chunk of rows.
+
+        Every (class, output) pair at once: the ``(chunk, n_classes · n_outputs)``
+        matrix ``R[i, (a, o)] = [y_i = a] w_i r_io`` times the chunk, one GEMM, or
+        one GEMV per column up to four columns (a GEMM with so few rows costs
+        about twice the passes it saves, measured).
+        """
+        n_classes = out.shape[0]
+        r = r * w[:, None].astype(np.float64)
+        R = np.zeros((len(yc), n_classes, self.n_outputs))
+        R[np.arange(len(yc)), yc, :] = r
+        R = R.reshape(len(yc), -1)
+        if R.shape[1] <= 4 and not sp.issparse(Xc):
+            sums = np.stack([R[:, j] @ Xc for j in range(R.shape[1])])
+        else:
+            sums = as_dense(R.T @ Xc)
+        sums = sums.reshape(n_classes, self.n_outputs, -1)
+        out[:, :, : self.n_features] += sums
+        if self.fit_intercept:
+            out[:, :, -1] += self.intercept_scaling * R.sum(axis=0).reshape(
+                n_classes, self.n_outputs
+            )
+
+    def curvature_blocks_and_gradient_sums(
+        self,
+        X,
+        y,
+        weights,
+        sample_weight,
+        theta,
+        active,
+        kind,
+        bounds,
+        n_classes,
+        *,
+        n_jobs=None,
+        verbose=0,
+    ):
+        """:meth:`curvature_blocks` and :meth:`gradient_sums` in one pass.
+
+        The rows' probabilities and each chunk of ``X`` serve both sums (NumPy or
+        SciPy input, no mini-batches): the build reads the data once.
+
+        Returns
+        -------
+        blocks : list of ndarray
+            As :meth:`curvature_blocks`.
+        sums : ndarray of shape (n_classes, n_params)
+            As :meth:`gradient_sums` with ``sample_weight``.
+        """
+        *blocks, sums = sum_over_row_groups(
+            self._curvature_part,
+            X,
+            (y, weights, sample_weight),
+            n_jobs=n_jobs,
+            verbose=verbose,
+            theta=theta,
+            active=active,
+            kind=kind,
+            bounds=bounds,
+            sparse=sp.issparse(X) and sparse_products_pay(X, self.width),
+            n_classes=n_classes,
+        )
+        blocks = [symmetrize_from_lower(block) for block in blocks]
+        return blocks, sums.reshape(n_classes, -1)
 
     def curvature_blocks(
         self,
@@ -378,16 +436,34 @@ class LogisticMaths(ModelMaths):
         return [symmetrize_from_lower(block) for block in blocks]
 
     def _curvature_part(
-        self, X, y, weights, *, rows, progress, theta, active, kind, bounds, sparse
+        self,
+        X,
+        y,
+        weights,
+        sample_weight=None,
+        *,
+        rows,
+        progress,
+        theta,
+        active,
+        kind,
+        bounds,
+        sparse,
+        n_classes=None,
     ):
         """Lower triangles of the blocks over the rows of ``X`` (``rows`` is None).
 
         ``sparse``: sparse products over chunks of rows sized by their non-zeros
         (:func:`sparse_row_chunks`); otherwise dense GEMMs over chunks sized by
-        their width, a sparse ``X`` being densified one chunk at a time.
+        their width, a sparse ``X`` being densified one chunk at a time. With
+        ``sample_weight``, the gradient sums by class (:meth:`gradient_sums`)
+        follow the blocks in the returned list, from the same chunks.
         """
         Theta = theta.reshape(self.n_outputs, self.width)
         blocks = [np.zeros((e - s, e - s), dtype=theta.dtype) for s, e in bounds]
+        sums = None
+        if sample_weight is not None:
+            sums = np.zeros((n_classes, self.n_outputs, self.width), theta.dtype)
         segments = [self._segments(s, e) for s, e in bounds]
         densify = sp.issparse(X) and not sparse
         if sparse:
@@ -403,6 +479,8 @@ class LogisticMaths(ModelMaths):
         for chunk in chunks:
             Xc = X[chunk]
             p, r = self._residuals(Xc, y[chunk], Theta, active)
+            if sums is not None:
+                self._add_class_sums(sums, Xc, y[chunk], r, sample_weight[chunk])
             w = weights[chunk]
             if sparse:
                 columns = _ColumnSlices(Xc)
@@ -413,7 +491,7 @@ class LogisticMaths(ModelMaths):
                 for block, segs in zip(blocks, segments):
                     self._add_block(block, segs, Xc, p, r, w, kind)
             progress.update(chunk.stop - chunk.start)
-        return blocks
+        return blocks if sums is None else [*blocks, sums]
 
     def _segments(self, start, stop):
         """Pieces ``(output row, first column, stop column, offset)`` of a block."""

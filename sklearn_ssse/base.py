@@ -521,6 +521,8 @@ class ErasableMixin(PartialForgetRequestMixin):
                 estimator=self,
             )
         excess = []  # the flat-direction terms added to M, for the certificate
+        class_sums = None
+        fused = hasattr(maths, "curvature_blocks_and_gradient_sums")
         if structure != "blocks":
             if self.fisher_batch_size > 1:
                 raise ValueError(
@@ -540,6 +542,20 @@ class ErasableMixin(PartialForgetRequestMixin):
                 self._damping_mask(penalized),
                 structure,
             )
+        elif index is None and self.fisher_batch_size == 1 and fused:
+            # One pass over the rows for the blocks and the gradient sums.
+            blocks, class_sums = maths.curvature_blocks_and_gradient_sums(
+                X,
+                y,
+                weights,
+                sample_weight,
+                theta,
+                active,
+                self._curvature_kind(),
+                bounds,
+                n_classes,
+                verbose=getattr(self, "verbose", 0),
+            )
         else:
             blocks = maths.curvature_blocks(
                 X,
@@ -553,6 +569,7 @@ class ErasableMixin(PartialForgetRequestMixin):
                 random_state=getattr(self, "random_state", None),
                 verbose=getattr(self, "verbose", 0),
             )
+        if structure == "blocks":
             damping = self._damping_value(penalty_strength, blocks, C)
             null = maths.null_directions()
             damped = self._damping_mask(penalized)
@@ -597,9 +614,10 @@ class ErasableMixin(PartialForgetRequestMixin):
             else:
                 curvature = BlockDiagonalInverse.from_blocks(bounds, blocks)
 
-        class_sums = full_maths.gradient_sums(
-            X, y, sample_weight, theta, active, n_classes
-        )
+        if class_sums is None:
+            class_sums = full_maths.gradient_sums(
+                X, y, sample_weight, theta, active, n_classes
+            )
         residual = C * (class_weight @ class_sums)
         residual = residual + penalty_strength * penalized * theta
         subgradient = self._penalty_subgradient(theta)

@@ -155,3 +155,37 @@ def test_sparse_build_time_follows_the_non_zeros():
             [(0, maths.n_params)],
         )
     assert calls == []
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+@pytest.mark.parametrize("n_classes", [2, 3])
+def test_fused_blocks_and_gradient_sums_equal_the_separate_passes(sparse, n_classes):
+    """The build's single pass gives the blocks and the class sums of two passes."""
+    from sklearn.datasets import make_classification
+
+    X, y = make_classification(
+        n_samples=300,
+        n_features=12,
+        n_informative=6,
+        n_classes=n_classes,
+        random_state=0,
+    )
+    X = sp.csr_matrix(np.where(np.abs(X) > 0.8, X, 0.0)) if sparse else X
+    model = ErasableLogisticRegression().fit(X, y)
+    maths = model._erasure_maths()
+    theta = model._get_flat_params()
+    active = np.ones(n_classes, dtype=bool)
+    weights = np.linspace(0.5, 2.0, len(y))
+    sample_weight = np.linspace(1.0, 3.0, len(y))
+    bounds = [(0, maths.n_params)]
+    blocks, sums = maths.curvature_blocks_and_gradient_sums(
+        X, y, weights, sample_weight, theta, active, "hessian", bounds, n_classes
+    )
+    expected = maths.curvature_blocks(X, y, weights, theta, active, "hessian", bounds)
+    np.testing.assert_allclose(blocks[0], expected[0], rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(
+        sums,
+        maths.gradient_sums(X, y, sample_weight, theta, active, n_classes),
+        rtol=1e-12,
+        atol=1e-12,
+    )
