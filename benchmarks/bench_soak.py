@@ -40,7 +40,11 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
 
-from sklearn_ssse import ErasableLogisticRegression, ErasureError
+from sklearn_ssse import (
+    ErasableLogisticRegression,
+    ErasureError,
+    RefitRecommendedWarning,
+)
 
 RESULTS = Path(__file__).parent / "results" / "soak.md"
 # Solved tightly, so that distances measure the update, not the solver's tolerance.
@@ -138,12 +142,20 @@ def soak(name, load, rows):
             label = f"{label} ({scale:.2g})"
         accuracy, distance = {}, {}
         status = "ok"
+        warned = None
         for k, request in enumerate(requests, start=1):
             try:
-                model.partial_forget(X[request], y[request])
+                with warnings.catch_warnings(record=True) as caught:
+                    warnings.simplefilter("always", RefitRecommendedWarning)
+                    model.partial_forget(X[request], y[request])
             except ErasureError as exc:
                 status = f"refused at request {k}: {type(exc).__name__}"
                 break
+            if warned is None and any(
+                issubclass(w.category, RefitRecommendedWarning) for w in caught
+            ):
+                warned = k
+                status = f"refit recommended from request {k}"
             if k in CHECKPOINTS:
                 accuracy[k] = model.score(X_test, y_test)
                 refit = refits[k]
@@ -274,7 +286,9 @@ def main():
         "50 requests of 1 % of the training rows each (disjoint, random), "
         "standardised features, 30 % held out for test accuracy. *distance*: "
         "‖θ̂ − θ_refit‖ / ‖θ* − θ_refit‖ after k requests (0: the refit; "
-        "1: as if nothing was erased).",
+        "1: as if nothing was erased). *status*: the first request after which "
+        "`RefitRecommendedWarning` fired (the certificate past the default "
+        "`certificate_budget=1e5`), or the request refused; *ok*: neither.",
         "",
         "| data | configuration | acc. before | acc. after 1 / 10 / 25 / 50 "
         "| refit acc. (50) | distance after 1 / 10 / 25 / 50 | status |",

@@ -533,7 +533,13 @@ def row_span(B, U, vector, rtol=1e-10):
     if np.linalg.norm(U - s[:, None] * B) > rtol * max(np.linalg.norm(U), 1e-300):
         return None
     vector = np.asarray(vector, dtype=np.float64)
-    a = np.linalg.lstsq(B.T, vector, rcond=None)[0]
+    if k == 1:
+        a = (B @ vector) / norms
+    else:  # normal equations: k ≤ 4, and the residual is checked below
+        try:
+            a = np.linalg.solve(B @ B.T, B @ vector)
+        except np.linalg.LinAlgError:  # rows linearly dependent
+            return None
     residual = vector - B.T @ a
     if np.linalg.norm(residual) > rtol * np.linalg.norm(vector):
         return None

@@ -951,7 +951,12 @@ class ErasableMixin(PartialForgetRequestMixin):
                 f"{bad_weight[0]}); a row of weight 0 contributed nothing to the "
                 "model and is not part of its state"
             )
-        unseen = ~np.isin(y_user, classes)
+        try:  # binary search in the sorted classes (np.isin sorts both)
+            found = np.searchsorted(classes, y_user)
+            found = np.minimum(found, classes.shape[0] - 1)
+            unseen = np.asarray(classes[found] != y_user, dtype=bool)
+        except TypeError:  # labels of another type than the classes
+            unseen = ~np.isin(y_user, classes)
         if np.any(unseen):
             labels = ", ".join(user_label(v) for v in np.unique(y_user[unseen]))
             known = ", ".join(user_label(v) for v in classes)
