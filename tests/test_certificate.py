@@ -336,3 +336,22 @@ def test_cg_certificate_counts_the_solve_residual():
             model, X[alive], y[alive]
         )
     assert terms[1e-1] > 10 * terms[1e-8]
+
+
+@pytest.mark.parametrize("d", [50, 700])
+def test_top_eigenvalue_bound_is_an_upper_bound(d):
+    from sklearn_ssse.certificate import top_eigenvalue_bound
+
+    rng = np.random.default_rng(d)
+    X = rng.standard_normal((2 * d, d))
+    X[:, 0] *= 30.0  # one dominant direction
+    G = X.T @ X
+    exact = np.linalg.eigvalsh(G)[-1]
+    bound = top_eigenvalue_bound(G.copy())
+    assert exact <= bound <= exact * (1 + 1e-3)
+    # A cluster of near-equal top eigenvalues (Lanczos converges slowly).
+    Q, _ = np.linalg.qr(rng.standard_normal((d, d)))
+    spectrum = np.r_[np.full(5, 100.0) + np.arange(5) * 1e-7, rng.uniform(0, 1, d - 5)]
+    G = (Q * spectrum) @ Q.T
+    G = (G + G.T) / 2
+    assert top_eigenvalue_bound(G) >= np.linalg.eigvalsh(G)[-1]
