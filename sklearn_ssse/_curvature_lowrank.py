@@ -40,7 +40,12 @@ import threading
 import numpy as np
 
 from ._curvature import BlockDiagonalInverse
-from ._linalg import _multiply, symmetric_rank_update, woodbury_downdate_apply
+from ._linalg import (
+    _multiply,
+    symmetric_rank_update,
+    woodbury_downdate_apply,
+    woodbury_step,
+)
 
 __all__ = ["LowRankUpdatedInverse", "lazy_downdate_and_apply"]
 
@@ -137,22 +142,11 @@ def lazy_downdate_and_apply(base, factor, U, vector, fraction, span=None):
     if rank:
         V = factor[0].array[:, :rank]
         product += V @ (V.T @ block)
-    old_applied = new_applied = None
     if span is not None and vector is not None:
-        # M⁻¹U = (M⁻¹B) diag(s) and M⁻¹v = (M⁻¹B) a: no column for v.
-        old_applied = product @ np.asarray(span[2], dtype=dtype)
-        product = product * np.asarray(span[1], dtype=dtype)
-    elif vector is not None:
-        old_applied = product[:, k]
-    if k:
-        MU = product[:, :k]
-        capacitance = np.eye(k, dtype=dtype) - U.T @ MU
-        L = np.linalg.cholesky(capacitance)  # LinAlgError unless definite
-        W = np.linalg.solve(L, MU.T).T if k > 1 else MU / L[0, 0]
+        span = (None, span[1], span[2])
     else:
-        W = np.zeros((d, 0), dtype=dtype)
-    if vector is not None:
-        new_applied = old_applied + W @ (W.T @ vector)
+        span = None
+    W, old_applied, new_applied = woodbury_step(product, U, vector, span)
     if rank + k > limit:  # compact: write A + V Vᵀ + W Wᵀ once, a new base
         everything = W if not rank else np.hstack([factor[0].array[:, :rank], W])
         return symmetric_rank_update(base, everything), None, old_applied, new_applied

@@ -23,9 +23,9 @@ slice of the shared stack: used alone (a request on ``estimators_[o]``, a predic
 """
 
 import numpy as np
-from scipy.linalg import get_lapack_funcs
 
 from ._curvature import BlockDiagonalInverse
+from ._linalg import woodbury_step
 
 __all__ = ["FOLD_RANK", "InverseStack", "StackedBlockInverse", "fold_rank"]
 
@@ -47,23 +47,6 @@ def fold_rank(size):
     from ._curvature_lowrank import max_rank
 
     return max_rank(size, BlockDiagonalInverse.max_rank_fraction)
-
-
-def _triangular_inverses(L):
-    """Inverses of the lower triangular ``L[o]`` (k × k each).
-
-    LAPACK's ``trtri`` per output: ``k³/3`` flops each, against about ``3k³`` for
-    ``np.linalg.inv`` (a general LU; 4× slower measured at k = 100). The loop is
-    over outputs but each call is ``O(k³)`` on a small matrix, nothing of size P.
-    """
-    trtri = get_lapack_funcs("trtri", (L[0],))
-    out = np.empty_like(L)
-    for o in range(L.shape[0]):
-        inverse, info = trtri(L[o], lower=1)
-        if info != 0:
-            raise np.linalg.LinAlgError(f"singular Cholesky factor (trtri info={info})")
-        out[o] = inverse
-    return np.tril(out)
 
 
 class InverseStack:
@@ -162,42 +145,20 @@ class InverseStack:
         n, P, k = U.shape
         if limit is None:
             limit = fold_rank(P)
-        # One pass over the base for M⁻¹U and M⁻¹g together.
-        if span is not None:  # M⁻¹U_o = (M⁻¹B) diag(S_o), M⁻¹G_o = (M⁻¹B) A_o
-            B = np.asarray(span[0], dtype=dtype)
-            product = np.matmul(self.base, B)
-            if self.factors is not None:
-                F = self.factors
-                product += np.matmul(F, np.matmul(F.transpose(0, 2, 1), B))
-            old_applied = np.einsum("opk,ok->op", product, span[2].astype(dtype))
-            MU = product * span[1].astype(dtype)[:, None, :]
+        # One pass over the base for M⁻¹U and M⁻¹g together (M⁻¹B alone when
+        # the vectors lie in the span of the shared rows B).
+        if span is not None:
+            block = np.asarray(span[0], dtype=dtype)
         else:
             block = np.empty((n, P, k + 1), dtype=dtype)
             block[:, :, :k] = U
             block[:, :, k] = G
-            product = np.matmul(self.base, block)
-            if self.factors is not None:
-                F = self.factors
-                product += np.matmul(F, np.matmul(F.transpose(0, 2, 1), block))
-            MU = product[:, :, :k]
-            old_applied = product[:, :, k]
-        # Capacitance I − UᵀM⁻¹U = L Lᵀ (raises unless every M − UUᵀ is positive
-        # definite); the correction is V Vᵀ with V = M⁻¹U L⁻ᵀ.
-        capacitance = -np.matmul(U.transpose(0, 2, 1), MU)
-        diagonal = np.arange(k)
-        capacitance[:, diagonal, diagonal] += 1
-        L = np.linalg.cholesky(capacitance)
-        if k == 1:
-            V = MU / L[:, :, :1]
-        else:
-            # L⁻¹ then one batched GEMM: faster than a batched solve with P
-            # right-hand sides (measured).
-            V = np.matmul(MU, _triangular_inverses(L).transpose(0, 2, 1))
+        product = np.matmul(self.base, block)
+        if self.factors is not None:
+            F = self.factors
+            product += np.matmul(F, np.matmul(F.transpose(0, 2, 1), block))
+        V, old_applied, new_applied = woodbury_step(product, U, G, span)
         V = np.ascontiguousarray(V, dtype=dtype)
-        G = np.asarray(G, dtype=dtype)[:, :, None]
-        new_applied = (
-            old_applied + np.matmul(V, np.matmul(V.transpose(0, 2, 1), G))[:, :, 0]
-        )
         factors = V if self.factors is None else np.concatenate([self.factors, V], 2)
         stack = InverseStack(self.base, factors)
         if factors.shape[2] > limit:
