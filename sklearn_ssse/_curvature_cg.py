@@ -30,6 +30,7 @@ A request's rows are taken out exactly: ``G_ab −= X̃_Sᵀ diag(V_S[:, a, b]) 
 builds, but the model then contains the remaining training rows.
 """
 
+import copy
 import secrets
 
 import numpy as np
@@ -94,6 +95,11 @@ def _upper_gram(Xt, v):
     W.sum_duplicates()
     W.sort_indices()
     return W
+
+
+def _dot(a, b):
+    """``a · b`` of two flat vectors (one pass, no temporary, no BLAS call)."""
+    return np.einsum("i,i->", a, b)
 
 
 class ConjugateGradientCurvature(CurvatureInverse):
@@ -388,30 +394,33 @@ class ConjugateGradientCurvature(CurvatureInverse):
         """
         b = np.asarray(vector, dtype=self.dtype)
         x = np.zeros_like(b)
-        # Inner products as plain sums: BLAS level-1 calls on a busy machine cost
-        # milliseconds of thread hand-over each.
+        # Inner products by einsum (one pass, no temporary): BLAS level-1 calls
+        # on a busy machine cost milliseconds of thread hand-over each. Vector
+        # updates in place, through one scratch vector.
         if not np.any(b):
             return x
         r = b.copy()
         z = self._precondition(r)
         d = z.copy()
-        rz = start = np.sum(r * z)
+        scratch = np.empty_like(b)
+        rz = start = _dot(r, z)
         # No closer than the dtype allows (float32: CG would run to max_iter).
         tolerance = max(self.rtol, 100 * np.finfo(self.dtype).eps) ** 2
         for _ in range(self.max_iter):
             Md = self.matvec(d)
-            curvature = np.sum(d * Md)
+            curvature = _dot(d, Md)
             if not curvature > 0:
                 raise np.linalg.LinAlgError("the curvature is not positive definite")
             alpha = rz / curvature
-            x += alpha * d
-            r -= alpha * Md
+            x += np.multiply(d, alpha, out=scratch)
+            r -= np.multiply(Md, alpha, out=scratch)
             z = self._precondition(r)
-            rz, rz_old = np.sum(r * z), rz
+            rz, rz_old = _dot(r, z), rz
             # The preconditioned residual ‖r‖_{P⁻¹}: smoother than ‖r‖ in CG.
             if rz <= tolerance * start:
                 break
-            d = z + (rz / rz_old) * d
+            d *= rz / rz_old
+            d += z
         return x
 
     def prefers_factors(self, rank):
@@ -482,12 +491,20 @@ _MIX = (np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB))
 _CACHE_BYTES = 2**20
 
 
-def _splitmix(z):
-    """SplitMix64's finaliser, element-wise on ``uint64`` (wraps modulo 2⁶⁴)."""
+def _splitmix(z, scratch=None):
+    """SplitMix64's finaliser, element-wise on ``uint64`` (wraps modulo 2⁶⁴), in
+    place in ``z`` (an array) when ``scratch`` (an array of its shape) is given."""
     with np.errstate(over="ignore"):
-        z = (z ^ (z >> np.uint64(30))) * _MIX[0]
-        z = (z ^ (z >> np.uint64(27))) * _MIX[1]
-        return z ^ (z >> np.uint64(31))
+        if scratch is None:
+            z = (z ^ (z >> np.uint64(30))) * _MIX[0]
+            z = (z ^ (z >> np.uint64(27))) * _MIX[1]
+            return z ^ (z >> np.uint64(31))
+        for shift, factor in ((30, _MIX[0]), (27, _MIX[1]), (31, None)):
+            np.right_shift(z, np.uint64(shift), out=scratch)
+            np.bitwise_xor(z, scratch, out=z)
+            if factor is not None:
+                np.multiply(z, factor, out=z)
+        return z
 
 
 def row_hashes(X, key=0):
@@ -495,11 +512,14 @@ def row_hashes(X, key=0):
     exact values (as float64 bits), independent of their order, mixed with
     ``key`` (a 64-bit integer).
 
-    Two rows with the same non-zeros hash alike under one key; different rows
-    collide with probability about ``2⁻⁶⁴`` per pair. :class:`RowCurvature` keeps
-    them in memory only, under a random key that is never pickled.
+    Two rows with the same non-zeros hash alike under one key, whether ``X`` is
+    dense or sparse; different rows collide with probability about ``2⁻⁶⁴`` per
+    pair. :class:`RowCurvature` keeps them in memory only, under a random key
+    that is never pickled.
     """
-    X = sp.csr_matrix(X, copy=sp.issparse(X))
+    if not sp.issparse(X):
+        return _dense_row_hashes(np.asarray(X), key)
+    X = sp.csr_matrix(X, copy=True)
     X.sum_duplicates()
     X.eliminate_zeros()
     values = X.data.astype(np.float64) + 0.0  # -0.0 → 0.0
@@ -511,6 +531,34 @@ def row_hashes(X, key=0):
         sums = np.concatenate([np.zeros(1, np.uint64), np.cumsum(keys)])
         per_row = sums[X.indptr[1:]] - sums[X.indptr[:-1]]
         return _splitmix(per_row + np.diff(X.indptr).astype(np.uint64))
+
+
+def _dense_row_hashes(X, key):
+    """:func:`row_hashes` of a dense ``X`` without a sparse copy: the zeros'
+    terms are masked out, chunks of rows stay in cache."""
+    n, width = X.shape
+    with np.errstate(over="ignore"):
+        columns = _splitmix(
+            (np.arange(width, dtype=np.uint64) + np.uint64(1)) ^ np.uint64(key)
+        )
+        out = np.empty(n, dtype=np.uint64)
+        step = max(1, _CACHE_BYTES // (8 * max(width, 1)))
+        keys = np.empty((min(step, n), width), dtype=np.float64)
+        scratch = np.empty(keys.shape, dtype=np.uint64)
+        for start in range(0, n, step):
+            chunk = X[start : start + step]
+            rows = len(chunk)
+            values, spare = keys[:rows], scratch[:rows]
+            np.add(chunk, 0.0, out=values)  # float64, -0.0 → 0.0
+            zero = values == 0
+            bits = values.view(np.uint64)
+            bits += columns
+            _splitmix(bits, spare)
+            bits[zero] = 0
+            total = bits.sum(axis=1, dtype=np.uint64)
+            total += (width - zero.sum(axis=1)).astype(np.uint64)
+            out[start : start + rows] = total
+        return _splitmix(out)
 
 
 class RowCurvature(ConjugateGradientCurvature):
@@ -597,6 +645,17 @@ class RowCurvature(ConjugateGradientCurvature):
         into_b[np.arange(len(pairs)), index[:, 1]] = 1
         off = into_b * (index[:, :1] != index[:, 1:])  # the diagonal pairs once
         self._pair_maps = (into_a, into_b, off)
+        # Where each V_i[a, b] sits among the pair weights: every pair stored
+        # (coupled outputs) → a gather; the diagonal only, in order → elementwise.
+        self._mixing = "maps"
+        full = np.full((n_outputs, n_outputs), -1, dtype=np.intp)
+        full[index[:, 0], index[:, 1]] = full[index[:, 1], index[:, 0]] = np.arange(
+            len(pairs)
+        )
+        if np.all(full >= 0):
+            self._mixing, self._full_index = "gather", full.ravel()
+        elif np.array_equal(index, np.repeat(np.arange(n_outputs), 2).reshape(-1, 2)):
+            self._mixing = "diagonal"
         super().__init__(
             n_outputs,
             width,
@@ -647,6 +706,7 @@ class RowCurvature(ConjugateGradientCurvature):
         null = np.asarray(null, dtype=rows.dtype) * np.sqrt(null_scale).astype(
             rows.dtype
         )
+        key = secrets.randbits(64)  # hashed now: the first request does not wait
         return cls(
             n_outputs,
             width,
@@ -655,6 +715,7 @@ class RowCurvature(ConjugateGradientCurvature):
             weights,
             np.asarray(prior, dtype=rows.dtype),
             null,
+            hashes=(key, row_hashes(rows, key)),
             data_diagonal=diagonal,
             kronecker=kronecker,
             **kwargs,
@@ -692,6 +753,15 @@ class RowCurvature(ConjugateGradientCurvature):
     def __setstate__(self, state):
         self.__dict__.update(state)
         self._rows_T = self.rows.T
+
+    def __deepcopy__(self, memo):
+        """A copy in memory keeps the hashes (a pickle does not)."""
+        state = self.__getstate__()
+        state["_hashes"] = self._hashes
+        clone = type(self).__new__(type(self))
+        memo[id(self)] = clone
+        clone.__setstate__(copy.deepcopy(state, memo))
+        return clone
 
     @classmethod
     def estimate_nbytes(
@@ -748,15 +818,12 @@ class RowCurvature(ConjugateGradientCurvature):
 
     def _data_term(self, x):
         """``Σ_i V_i ⊗ x̃_i x̃_iᵀ`` applied to ``x`` of shape (n_outputs, width)."""
-        if sp.issparse(self.rows):  # one vector at a time: no transposed copies
-            Z = np.empty((self.rows.shape[0], self.n_outputs), dtype=self.dtype)
-            for a in range(self.n_outputs):
-                Z[:, a] = self.rows @ x[a]
-            U = np.asfortranarray(self._mix(Z, self.weights))
-            out = np.empty((self.n_outputs, self.width), dtype=self.dtype)
-            for a in range(self.n_outputs):
-                out[a] = self._rows_T @ U[:, a]
-            return out
+        if sp.issparse(self.rows):
+            # One pass over the non-zeros for all outputs at once, each way:
+            # X̃ (x of shape (width, n_outputs), C-ordered) and X̃ᵀ U by the CSC
+            # view (scipy's multi-vector kernels, no transposed copy of X̃).
+            Z = self.rows @ np.ascontiguousarray(x.T)
+            return (self._rows_T @ self._mix(Z, self.weights)).T
         # Dense rows: both passes over a chunk of rows while it is in cache
         # (about 20 % faster than two passes over all of them, memory-bound).
         out = np.zeros((self.width, self.n_outputs), dtype=self.dtype)
@@ -769,8 +836,13 @@ class RowCurvature(ConjugateGradientCurvature):
     def _mix(self, Z, weights):
         """``U_i = V_i Z_i`` for rows' ``Z`` (``x̃_i · x_a``) from their pair weights."""
         Z = np.asarray(Z)
-        if self.n_outputs == 1:
+        mixing = getattr(self, "_mixing", "maps")  # (pickled before it existed)
+        if self.n_outputs == 1 or mixing == "diagonal":
             return weights * Z
+        if mixing == "gather":  # the full V_i, then one batched product
+            c = self.n_outputs
+            V = weights[:, self._full_index].reshape(len(Z), c, c)
+            return np.einsum("iab,ib->ia", V, Z)
         into_a, into_b, off = self._pair_maps  # two small products
         U = (weights * (Z @ into_b.T)) @ into_a
         U += (weights * (Z @ into_a.T)) @ off
@@ -780,11 +852,22 @@ class RowCurvature(ConjugateGradientCurvature):
         """``M @ vector``: the stored matrix itself, exactly."""
         flat = np.asarray(vector, dtype=self.dtype)
         x = flat.reshape(self.n_outputs, self.width)
-        out = self._data_term(x).reshape(-1)
-        out += self.prior * flat
+        out = self.prior * flat
+        # The data term may come transposed: added where it lies, no copy first.
+        out.reshape(self.n_outputs, self.width)[...] += self._data_term(x)
         if self.null.shape[1]:
-            out += self.null @ (self.null.T @ flat)
+            support, null = self._null_support()
+            out[support] += null @ (null.T @ flat[support])
         return out
+
+    def _null_support(self):
+        """``(rows, null[rows])``: the rows where the null term is not zero (the
+        intercepts' coordinates for a multinomial model)."""
+        cached = self.__dict__.get("_null_rows")
+        if cached is None:
+            support = np.flatnonzero(np.any(self.null != 0, axis=1))
+            cached = self._null_rows = (support, self.null[support])
+        return cached
 
     def diagonal(self):
         """The diagonal of ``M``."""
@@ -831,7 +914,7 @@ class RowCurvature(ConjugateGradientCurvature):
             raise ValueError(f"{type(self).__name__} is downdated by rows=(X̃, V)")
         Xs, Vs = rows
         key, stored = self._row_hashes()
-        wanted = row_hashes(sp.csr_matrix(Xs, dtype=self.dtype), key)
+        wanted = row_hashes(Xs.astype(self.dtype, copy=False), key)
         order = np.argsort(stored, kind="stable")
         ranked = stored[order]
         # The j-th copy of a repeated row in the request takes the j-th stored copy.

@@ -427,3 +427,60 @@ def test_auto_never_keeps_the_training_rows():
     with pytest.raises(ErasureError, match="forgotten"):
         opted.partial_forget(X[:1], y[:1])  # forgotten already
     assert opted.n_forgotten_ == 3
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_row_hashes_are_the_same_for_dense_and_sparse_rows(dtype):
+    """Dense rows are hashed without a sparse copy, to the same values."""
+    rng = np.random.default_rng(4)
+    X = rng.standard_normal((50, 7)).astype(dtype)
+    X[rng.random(X.shape) < 0.5] = 0
+    X[0, 0], X[1] = -0.0, 0  # a negative zero, an empty row
+    for key in (0, 2**64 - 1, 12345):
+        assert_array_equal(row_hashes(X, key), row_hashes(sp.csr_matrix(X), key))
+    assert len(np.unique(row_hashes(X))) == len(np.unique(X, axis=0))
+
+
+def test_row_curvature_hashes_at_fit_and_keeps_them_in_memory_copies():
+    import copy
+
+    Xt, V = _rows(n=30, d=5, n_outputs=2)
+    prior = np.full(2 * Xt.shape[1], 0.5)
+    curvature = RowCurvature.from_rows(
+        Xt, V, lambda d: (prior, 1.0), np.zeros((len(prior), 0))
+    )
+    key, stored = curvature._hashes  # made at the build
+    assert_array_equal(stored, row_hashes(Xt, key))
+    clone = copy.deepcopy(curvature)  # in memory: the same hashes
+    assert clone._hashes[0] == key and clone._hashes[1] is not stored
+    assert_array_equal(clone._hashes[1], stored)
+    assert pickle.loads(pickle.dumps(curvature))._hashes is None  # never pickled
+    e = np.random.default_rng(5).standard_normal(len(prior))
+    done = clone.downdated(rows=(Xt[[3, 7]], V[[3, 7]]))
+    left = np.setdiff1d(np.arange(30), [3, 7])
+    assert_allclose(done.matvec(e), _definition(Xt[left], V[left], prior) @ e)
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+def test_row_curvature_mixing_of_any_stored_pairs(sparse):
+    """Every pair (a gather), the diagonal pairs (elementwise) and another set
+    of pairs (0/1 maps) apply the same ``Σ_i V_i ⊗ x̃_i x̃_iᵀ``; the null term
+    acts on its rows only."""
+    Xt, V = _rows(n=25, d=5, n_outputs=3, sparse=sparse)
+    c, width = 3, Xt.shape[1]
+    prior = np.full(c * width, 0.5)
+    null = np.zeros((c * width, 1))
+    null[width - 1 :: width, 0] = 1 / np.sqrt(c)  # the intercepts' direction
+    e = np.random.default_rng(6).standard_normal(c * width)
+    for pairs in (
+        [(0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2)],
+        [(0, 0), (1, 1), (2, 2)],
+        [(0, 0), (0, 2), (1, 1), (2, 2)],
+    ):
+        a, b = np.array(pairs).T
+        kept = np.zeros_like(V)
+        kept[:, a, b], kept[:, b, a] = V[:, a, b], V[:, b, a]
+        curvature = RowCurvature(c, width, pairs, Xt, V[:, a, b], prior, null)
+        M = _definition(Xt, kept, prior) + null @ null.T
+        assert_allclose(curvature.matvec(e), M @ e, rtol=1e-10, atol=1e-10)
+        assert_allclose(curvature.diagonal(), np.diag(M), rtol=1e-10)
