@@ -573,7 +573,8 @@ class RowCurvature(ConjugateGradientCurvature):
     where the pair blocks ``G_ab`` of :class:`ConjugateGradientCurvature` hold
     every co-occurring pair of features (on the docstring corpus, 240 000
     non-zeros against 17 million pairs). Memory: ``nnz(X̃)`` values and column
-    indices, and ``n × n_pairs`` weights. A request deletes its rows, so the
+    indices, ``n × n_pairs`` weights (and, with every pair stored, the full
+    ``V_i``, ``n × n_outputs²``, for the products). A request deletes its rows, so the
     stored state is exactly that of the rows left. Rows are found by
     :func:`row_hashes` under a random key held in memory only: the hashes are
     never pickled (they would make the model a membership oracle) and are
@@ -636,26 +637,7 @@ class RowCurvature(ConjugateGradientCurvature):
         self._data_diag = np.asarray(data_diagonal, dtype=self.rows.dtype)
         self._rows_T = self.rows.T  # a CSC view of the same arrays, made once
         self.kronecker = kronecker
-        # 0/1 maps between pairs and outputs: U[:, a] += w_ab Z[:, b] (a ≤ b), and
-        # U[:, b] += w_ab Z[:, a] for a < b.
-        index = np.array(pairs, dtype=np.intp).reshape(-1, 2)
-        into_a = np.zeros((len(pairs), n_outputs), dtype=self.weights.dtype)
-        into_b = np.zeros_like(into_a)
-        into_a[np.arange(len(pairs)), index[:, 0]] = 1
-        into_b[np.arange(len(pairs)), index[:, 1]] = 1
-        off = into_b * (index[:, :1] != index[:, 1:])  # the diagonal pairs once
-        self._pair_maps = (into_a, into_b, off)
-        # Where each V_i[a, b] sits among the pair weights: every pair stored
-        # (coupled outputs) → a gather; the diagonal only, in order → elementwise.
-        self._mixing = "maps"
-        full = np.full((n_outputs, n_outputs), -1, dtype=np.intp)
-        full[index[:, 0], index[:, 1]] = full[index[:, 1], index[:, 0]] = np.arange(
-            len(pairs)
-        )
-        if np.all(full >= 0):
-            self._mixing, self._full_index = "gather", full.ravel()
-        elif np.array_equal(index, np.repeat(np.arange(n_outputs), 2).reshape(-1, 2)):
-            self._mixing = "diagonal"
+        self._prepare_mixing(pairs, n_outputs)
         super().__init__(
             n_outputs,
             width,
@@ -744,15 +726,44 @@ class RowCurvature(ConjugateGradientCurvature):
             self._hashes = (key, row_hashes(self.rows, key))
         return self._hashes
 
-    def __getstate__(self):  # no hashes, and the transposed view not twice
+    def _prepare_mixing(self, pairs, n_outputs):
+        """How ``U_i = V_i Z_i`` is formed from the pair weights (:meth:`_mix`)."""
+        # 0/1 maps between pairs and outputs: U[:, a] += w_ab Z[:, b] (a ≤ b), and
+        # U[:, b] += w_ab Z[:, a] for a < b.
+        index = np.array(pairs, dtype=np.intp).reshape(-1, 2)
+        into_a = np.zeros((len(pairs), n_outputs), dtype=self.weights.dtype)
+        into_b = np.zeros_like(into_a)
+        into_a[np.arange(len(pairs)), index[:, 0]] = 1
+        into_b[np.arange(len(pairs)), index[:, 1]] = 1
+        off = into_b * (index[:, :1] != index[:, 1:])  # the diagonal pairs once
+        self._pair_maps = (into_a, into_b, off)
+        # Every pair stored (coupled outputs): the full V_i, gathered once here
+        # (n × n_outputs² values, not pickled); the diagonal pairs only, in
+        # order: elementwise; any other set of pairs: the 0/1 maps.
+        self._mixing, self._full_weights = "maps", None
+        full = np.full((n_outputs, n_outputs), -1, dtype=np.intp)
+        full[index[:, 0], index[:, 1]] = full[index[:, 1], index[:, 0]] = np.arange(
+            len(pairs)
+        )
+        if n_outputs > 1 and np.all(full >= 0):
+            self._mixing = "full"
+            self._full_weights = self.weights[:, full.ravel()].reshape(
+                -1, n_outputs, n_outputs
+            )
+        elif np.array_equal(index, np.repeat(np.arange(n_outputs), 2).reshape(-1, 2)):
+            self._mixing = "diagonal"
+
+    def __getstate__(self):  # no hashes, no copies of what the rows give again
         state = self.__dict__.copy()
-        del state["_rows_T"]
+        for derived in ("_rows_T", "_full_weights", "_pair_maps", "_mixing"):
+            state.pop(derived, None)
         state["_hashes"] = None
         return state
 
     def __setstate__(self, state):
         self.__dict__.update(state)
         self._rows_T = self.rows.T
+        self._prepare_mixing(self.pairs, self.n_outputs)
 
     def __deepcopy__(self, memo):
         """A copy in memory keeps the hashes (a pickle does not)."""
@@ -783,6 +794,8 @@ class RowCurvature(ConjugateGradientCurvature):
         n_pairs = len(_output_pairs(n_outputs, couple_outputs))
         matrices = int(nnz) * (itemsize + 4) + 4 * (int(n_samples) + 1)
         per_row = int(n_samples) * (n_pairs * itemsize + 8)  # weights, hash
+        if couple_outputs and n_outputs > 1:  # the full V_i, for the products
+            per_row += int(n_samples) * n_outputs * n_outputs * itemsize
         vectors = 4 * n_outputs * width * itemsize  # prior, diagonals, preconditioner
         if dense and width <= n_samples:
             vectors += (width * width + 2 * n_outputs * n_outputs) * itemsize
@@ -809,6 +822,7 @@ class RowCurvature(ConjugateGradientCurvature):
             matrix
             + self._data_diag.nbytes
             + self.weights.nbytes
+            + (0 if self._full_weights is None else self._full_weights.nbytes)
             + self.rows.shape[0] * 8  # the in-memory hashes
             + self.prior.nbytes
             + self.null.nbytes
@@ -823,26 +837,24 @@ class RowCurvature(ConjugateGradientCurvature):
             # X̃ (x of shape (width, n_outputs), C-ordered) and X̃ᵀ U by the CSC
             # view (scipy's multi-vector kernels, no transposed copy of X̃).
             Z = self.rows @ np.ascontiguousarray(x.T)
-            return (self._rows_T @ self._mix(Z, self.weights)).T
+            return (self._rows_T @ self._mix(Z)).T
         # Dense rows: both passes over a chunk of rows while it is in cache
         # (about 20 % faster than two passes over all of them, memory-bound).
         out = np.zeros((self.width, self.n_outputs), dtype=self.dtype)
         step = max(64, _CACHE_BYTES // max(self.width * self.dtype.itemsize, 1))
         for start in range(0, self.rows.shape[0], step):
             chunk = self.rows[start : start + step]
-            out += chunk.T @ self._mix(chunk @ x.T, self.weights[start : start + step])
+            out += chunk.T @ self._mix(chunk @ x.T, slice(start, start + step))
         return out.T
 
-    def _mix(self, Z, weights):
-        """``U_i = V_i Z_i`` for rows' ``Z`` (``x̃_i · x_a``) from their pair weights."""
+    def _mix(self, Z, rows=slice(None)):
+        """``U_i = V_i Z_i`` for the stored ``rows``' ``Z`` (``x̃_i · x_a``)."""
         Z = np.asarray(Z)
-        mixing = getattr(self, "_mixing", "maps")  # (pickled before it existed)
-        if self.n_outputs == 1 or mixing == "diagonal":
+        if self._mixing == "full":  # one batched product with the full V_i
+            return np.einsum("iab,ib->ia", self._full_weights[rows], Z)
+        weights = self.weights[rows]
+        if self.n_outputs == 1 or self._mixing == "diagonal":
             return weights * Z
-        if mixing == "gather":  # the full V_i, then one batched product
-            c = self.n_outputs
-            V = weights[:, self._full_index].reshape(len(Z), c, c)
-            return np.einsum("iab,ib->ia", V, Z)
         into_a, into_b, off = self._pair_maps  # two small products
         U = (weights * (Z @ into_b.T)) @ into_a
         U += (weights * (Z @ into_a.T)) @ off
