@@ -381,9 +381,24 @@ def test_sparse_cg_memory_estimate_bounds_fit_and_request(structure):
 
 
 @pytest.mark.parametrize("couple", [True, False])
-def test_dense_rows_with_the_kronecker_preconditioner(couple):
-    """Wide dense data: the rows are kept; CG with the Kronecker preconditioner
-    solves with the exact matrix, before and after sequential requests."""
+@pytest.mark.parametrize("preconditioner", ["blocks", "kronecker", "fallback"])
+def test_dense_rows_with_the_kronecker_preconditioner(
+    couple, preconditioner, monkeypatch
+):
+    """Dense data: the rows are kept; CG with each output's own block inverted
+    (where the blocks store at most twice the rows), or the Kronecker
+    preconditioner (elsewhere, or when a block cannot be factored), solves with
+    the exact matrix, before and after sequential requests."""
+    import sklearn_ssse._curvature_cg as module
+
+    if preconditioner == "kronecker":
+        monkeypatch.setattr(module, "BLOCKS_PER_ROWS", 0)
+    elif preconditioner == "fallback":
+
+        def fails(*args):
+            raise np.linalg.LinAlgError("not positive definite")
+
+        monkeypatch.setattr(RowCurvature, "block_preconditioner", fails)
     Xt, V = _rows(n=60, d=20, n_outputs=3)
     prior = np.full(3 * Xt.shape[1], 0.3)
     curvature = RowCurvature.from_rows(
@@ -392,9 +407,18 @@ def test_dense_rows_with_the_kronecker_preconditioner(couple):
         lambda d: (prior, 1.0),
         np.zeros((len(prior), 0)),
         couple_outputs=couple,
+        row_chunk=13,
         rtol=1e-12,
     )
-    assert curvature.kronecker is not None
+    assert (curvature.kronecker is not None) == (preconditioner != "blocks")
+    assert (curvature.blocks is not None) == (preconditioner == "blocks")
+    if preconditioner == "blocks":  # the inverse of each output's own block
+        own = _definition(Xt, V, prior, couple=False)
+        for a in range(3):
+            part = slice(a * Xt.shape[1], (a + 1) * Xt.shape[1])
+            assert_allclose(
+                curvature.blocks[a], np.linalg.inv(own[part, part]), rtol=1e-8
+            )
     e = np.random.default_rng(3).standard_normal(len(prior))
     done = curvature
     for taken in (slice(0, 4), slice(4, 11)):
@@ -484,3 +508,28 @@ def test_row_curvature_mixing_of_any_stored_pairs(sparse):
         M = _definition(Xt, kept, prior) + null @ null.T
         assert_allclose(curvature.matvec(e), M @ e, rtol=1e-10, atol=1e-10)
         assert_allclose(curvature.diagonal(), np.diag(M), rtol=1e-10)
+
+
+def test_block_preconditioner_with_any_signs_and_float32():
+    """Weights of either sign (a general product, not ``YᵀY``) give the same
+    inverse blocks; float32 rows keep float32 blocks, and a dense float32
+    multinomial model with ``"cg-rows"`` takes requests with them."""
+    rng = np.random.default_rng(7)
+    rows = rng.standard_normal((40, 6))
+    own = rng.random((40, 2))
+    own[3, 1] = -0.01  # one small negative weight
+    prior = np.full(12, 2.0)
+    blocks = RowCurvature.block_preconditioner(rows, own, prior, 7)
+    for a in range(2):
+        block = (rows.T * own[:, a]) @ rows + 2.0 * np.eye(6)
+        assert_allclose(blocks[a], np.linalg.inv(block), rtol=1e-10)
+    X, y = make_classification(
+        120, 5, n_informative=4, n_redundant=0, n_classes=3, random_state=0
+    )
+    X = X.astype(np.float32)
+    model = ErasableLogisticRegression(curvature_structure="cg-rows").fit(X, y)
+    curvature = model.curvature_inverse_
+    assert curvature.blocks is not None and curvature.blocks.dtype == np.float32
+    model.partial_forget(X[:4], y[:4])
+    assert model.coef_.dtype == np.float32
+    assert model.curvature_inverse_.blocks is curvature.blocks  # not downdated
