@@ -364,7 +364,7 @@ def write(speed, fidelity, floor, quick, output, started, done):
         "diagonal's uses that matrix's diagonal; `cg / cg-rows, CG to r` stops CG "
         "at `r` (the same matrix: the same step; CG products: the curvature "
         "products the request made with `cg-rows`' preconditioner, Jacobi on "
-        "text as `cg`'s, Kronecker on images):",
+        "text as `cg`'s, the class blocks on images):",
         "",
         *fidelity,
         "",
