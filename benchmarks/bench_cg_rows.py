@@ -72,23 +72,26 @@ def floor_product(curvature):
 
 
 class count_products:
-    """Counts ``matvec`` calls on a curvature class inside a ``with`` block."""
+    """Counts the curvature products CG makes inside a ``with`` block."""
 
     def __init__(self, cls):
         self.cls, self.count = cls, 0
 
     def __enter__(self):
-        original = self.original = self.cls.matvec
+        original = self.original = self.cls._conjugate_gradient
 
-        def counted(inner, vector):
-            self.count += 1
-            return original(inner, vector)
+        def counted(inner, b, matvec, precondition):
+            def product(vector):
+                self.count += 1
+                return matvec(vector)
 
-        self.cls.matvec = counted
+            return original(inner, b, product, precondition)
+
+        self.cls._conjugate_gradient = counted
         return self
 
     def __exit__(self, *exc):
-        self.cls.matvec = self.original
+        self.cls._conjugate_gradient = self.original
 
 
 def workload(name, X, y, C, forget, singles, repeats):

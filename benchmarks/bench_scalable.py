@@ -123,23 +123,26 @@ def flat(coef, intercept):
 
 
 class count_products:
-    """Counts the curvature products (``matvec``) made inside a ``with`` block."""
+    """Counts the curvature products CG makes inside a ``with`` block."""
 
     def __init__(self, curvature):
         self.cls, self.count = type(curvature), 0
 
     def __enter__(self):
-        original = self.original = self.cls.matvec
+        original = self.original = self.cls._conjugate_gradient
 
-        def counted(inner, vector):
-            self.count += 1
-            return original(inner, vector)
+        def counted(inner, b, matvec, precondition):
+            def product(vector):
+                self.count += 1
+                return matvec(vector)
 
-        self.cls.matvec = counted
+            return original(inner, b, product, precondition)
+
+        self.cls._conjugate_gradient = counted
         return self
 
     def __exit__(self, *exc):
-        self.cls.matvec = self.original
+        self.cls._conjugate_gradient = self.original
 
 
 def fidelity_rows(name, X, y, structures, C, forget, sweep=(1e-2,)):

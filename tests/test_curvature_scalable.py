@@ -504,10 +504,17 @@ def test_row_curvature_mixing_of_any_stored_pairs(sparse):
         a, b = np.array(pairs).T
         kept = np.zeros_like(V)
         kept[:, a, b], kept[:, b, a] = V[:, a, b], V[:, b, a]
-        curvature = RowCurvature(c, width, pairs, Xt, V[:, a, b], prior, null)
+        curvature = RowCurvature(
+            c, width, pairs, Xt, V[:, a, b], prior, null, rtol=1e-12
+        )
         M = _definition(Xt, kept, prior) + null @ null.T
         assert_allclose(curvature.matvec(e), M @ e, rtol=1e-10, atol=1e-10)
         assert_allclose(curvature.diagonal(), np.diag(M), rtol=1e-10)
+        # (sparse: CG on the feature-major coordinates, null term included)
+        assert_allclose(curvature.apply(e), np.linalg.solve(M, e), rtol=1e-8)
+        clone = pickle.loads(pickle.dumps(curvature))
+        assert "_feature_major" not in clone.__dict__
+        assert_allclose(clone.apply(e), curvature.apply(e), rtol=1e-10)
 
 
 def test_block_preconditioner_with_any_signs_and_float32():
