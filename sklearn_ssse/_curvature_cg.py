@@ -836,6 +836,7 @@ class RowCurvature(ConjugateGradientCurvature):
         return state
 
     def __setstate__(self, state):
+        self.__dict__.setdefault("blocks", None)  # (pickled before it existed)
         self.__dict__.update(state)
         self._rows_T = self.rows.T
         self._prepare_mixing(self.pairs, self.n_outputs)
@@ -1024,7 +1025,7 @@ class RowCurvature(ConjugateGradientCurvature):
         return 1.0 / diagonal
 
     def _precondition(self, r):
-        if getattr(self, "blocks", None) is not None:  # each output's own block
+        if self.blocks is not None:  # each output's own block
             return np.matmul(self.blocks, r.reshape(self.n_outputs, -1, 1)).ravel()
         if self.kronecker is None:
             return self._preconditioner * r

@@ -540,3 +540,23 @@ def test_block_preconditioner_with_any_signs_and_float32():
     model.partial_forget(X[:4], y[:4])
     assert model.coef_.dtype == np.float32
     assert model.curvature_inverse_.blocks is curvature.blocks  # not downdated
+
+
+def test_row_curvature_pickled_without_the_newer_attributes():
+    """A state pickled before the blocks and the full ``V_i`` existed loads and
+    takes requests."""
+    Xt, V = _rows(n=30, d=5, n_outputs=2)
+    prior = np.full(2 * Xt.shape[1], 0.5)
+    curvature = RowCurvature.from_rows(
+        Xt, V, lambda d: (prior, 1.0), np.zeros((len(prior), 0))
+    )
+    state = curvature.__getstate__()
+    del state["blocks"]
+    old = RowCurvature.__new__(RowCurvature)
+    old.__setstate__(state)
+    assert old.blocks is None and old.nbytes > 0
+    e = np.random.default_rng(8).standard_normal(len(prior))
+    assert_allclose(old.matvec(e), curvature.matvec(e))
+    done = old.downdated(rows=(Xt[[2]], V[[2]]))
+    left = np.setdiff1d(np.arange(30), [2])
+    assert_allclose(done.matvec(e), _definition(Xt[left], V[left], prior) @ e)
