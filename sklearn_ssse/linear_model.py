@@ -155,8 +155,9 @@ random_state, solver, max_iter, warm_start, n_jobs
         ``fit``.
 
         The certificate costs a ``(n_features + 1)²`` Gram matrix per model
-        (its diagonal only with ``block_size`` set), kept and downdated like
-        the curvature; ``class_weight="balanced"`` models get no certificate.
+        (its diagonal only with ``block_size`` set or a ``"cg"`` structure,
+        whose bound is then looser), kept and downdated like the curvature;
+        ``class_weight="balanced"`` models get no certificate.
 
     on_budget : {"warn", "raise"}, default="warn"
         What happens past the budget: a
@@ -201,7 +202,7 @@ random_state, solver, max_iter, warm_start, n_jobs
         noise, on the remaining rows alone. Each request's certificate records
         it (``certificate["certified_removal"]``, with ``holds``); a request
         that would break it, or that the certificate cannot cover (a whole class
-        forgotten, ``class_weight="balanced"``, a ``"cg"`` curvature), follows
+        forgotten, ``class_weight="balanced"``), follows
         ``on_budget``: a :class:`~sklearn_ssse.exceptions.RefitRecommendedWarning`,
         or a :class:`~sklearn_ssse.exceptions.RefitRecommendedError` with the
         model unchanged. Larger ``σ`` allows more requests and costs accuracy
