@@ -37,7 +37,7 @@ from sklearn_ssse import ErasableLogisticRegression
 from sklearn_ssse.datasets import load_docstring_corpus
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_scalable import make_image_like  # noqa: E402
+from bench_scalable import count_products, make_image_like  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results" / "cg_rows.md"
 
@@ -71,29 +71,6 @@ def floor_product(curvature):
     return product
 
 
-class count_products:
-    """Counts the curvature products CG makes inside a ``with`` block."""
-
-    def __init__(self, cls):
-        self.cls, self.count = cls, 0
-
-    def __enter__(self):
-        original = self.original = self.cls._conjugate_gradient
-
-        def counted(inner, b, matvec, precondition):
-            def product(vector):
-                self.count += 1
-                return matvec(vector)
-
-            return original(inner, b, product, precondition)
-
-        self.cls._conjugate_gradient = counted
-        return self
-
-    def __exit__(self, *exc):
-        self.cls._conjugate_gradient = self.original
-
-
 def workload(name, X, y, C, forget, singles, repeats):
     keep = np.setdiff1d(np.arange(len(y)), forget)
     refit = median_time(lambda: LogisticRegression(C=C).fit(X[keep], y[keep]), 2)
@@ -109,7 +86,7 @@ def workload(name, X, y, C, forget, singles, repeats):
     floor = median_time(floor_product(curvature), 20)
 
     def request(rows, work):
-        with count_products(type(curvature)) as products:
+        with count_products(curvature) as products:
             start = time.perf_counter()
             work.partial_forget(X[rows], y[rows])
             return time.perf_counter() - start, products.count

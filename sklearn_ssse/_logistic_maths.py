@@ -355,21 +355,31 @@ class LogisticMaths(ModelMaths):
         sums : ndarray of shape (n_classes, n_params)
             As :meth:`gradient_sums` with ``sample_weight``.
         """
-        *blocks, sums = sum_over_row_groups(
-            self._curvature_part,
+        *blocks, sums = self._summed_parts(
             X,
             (y, weights, sample_weight),
-            n_jobs=n_jobs,
-            verbose=verbose,
+            n_jobs,
+            verbose,
             theta=theta,
             active=active,
             kind=kind,
             bounds=bounds,
-            sparse=sp.issparse(X) and sparse_products_pay(X, self.width),
             n_classes=n_classes,
         )
         blocks = [symmetrize_from_lower(block) for block in blocks]
         return blocks, sums.reshape(n_classes, -1)
+
+    def _summed_parts(self, X, arrays, n_jobs, verbose, **kwargs):
+        """:meth:`_curvature_part` summed over row groups (joblib)."""
+        return sum_over_row_groups(
+            self._curvature_part,
+            X,
+            arrays,
+            n_jobs=n_jobs,
+            verbose=verbose,
+            sparse=sp.issparse(X) and sparse_products_pay(X, self.width),
+            **kwargs,
+        )
 
     def curvature_blocks(
         self,
@@ -421,17 +431,15 @@ class LogisticMaths(ModelMaths):
                 n_jobs=n_jobs,
                 verbose=verbose,
             )
-        blocks = sum_over_row_groups(
-            self._curvature_part,
+        blocks = self._summed_parts(
             X,
             (y, weights),
-            n_jobs=n_jobs,
-            verbose=verbose,
+            n_jobs,
+            verbose,
             theta=theta,
             active=active,
             kind=kind,
             bounds=bounds,
-            sparse=sp.issparse(X) and sparse_products_pay(X, self.width),
         )
         return [symmetrize_from_lower(block) for block in blocks]
 
