@@ -37,18 +37,10 @@ from sklearn_ssse import ErasableLogisticRegression
 from sklearn_ssse.datasets import load_docstring_corpus
 
 sys.path.insert(0, str(Path(__file__).parent))
+from bench_latency import median_time  # noqa: E402
 from bench_scalable import count_products, make_image_like  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results" / "cg_rows.md"
-
-
-def median_time(function, repeats):
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
 
 
 def floor_product(curvature):
