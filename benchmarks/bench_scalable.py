@@ -43,6 +43,7 @@ from threadpoolctl import threadpool_limits
 from sklearn_ssse import ErasableLogisticRegression
 from sklearn_ssse._memory import check_memory_budget
 from sklearn_ssse.datasets import load_docstring_corpus
+from sklearn_ssse.exceptions import CostlyErasureWarning
 from sklearn_ssse.metrics import relative_parameter_distance
 
 RESULTS = Path(__file__).parent / "results" / "scalable.md"
@@ -91,11 +92,17 @@ def speed_rows(name, X, y, structures, C, request_rows, refit_time, fit_time):
     rows = []
     singles = np.setdiff1d(np.arange(len(y)), request_rows)[-5:]
     for label, params in structures.items():
-        build, model = timed(
-            ErasableLogisticRegression(C=C, curvature="hessian", **params).fit, X, y
-        )
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", CostlyErasureWarning)
+            build, model = timed(
+                ErasableLogisticRegression(C=C, curvature="hessian", **params).fit,
+                X,
+                y,
+            )
         if params.get("curvature_structure", "auto") == "auto":
             label = f"{label} → {model.curvature_structure_!r}"
+        if any(issubclass(w.category, CostlyErasureWarning) for w in caught):
+            label += " (fit warns: `CostlyErasureWarning`)"
         stored = model.curvature_inverse_.nbytes
         one = single_rows(model, X, y, singles)
         many = request_latency(

@@ -52,7 +52,7 @@ from sklearn_ssse._memory import (
     format_bytes,
 )
 from sklearn_ssse.datasets import load_docstring_corpus
-from sklearn_ssse.exceptions import ErasureError
+from sklearn_ssse.exceptions import CostlyErasureWarning, ErasureError
 
 RESULTS = Path(__file__).parent / "results" / "text.md"
 # Stop starting new measurements after this long (the run stays a few minutes).
@@ -235,11 +235,15 @@ def measure(problem, X, y, representations, lr_params, started, quick, budget):
         if time.perf_counter() - started > budget:
             rows.append({"representation": rep.name, "skipped": True})
             continue
-        fit_s, peak, _ = traced(model.fit, Xr, y)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", CostlyErasureWarning)
+            fit_s, peak, _ = traced(model.fit, Xr, y)
         stored = model.curvature_inverse_.nbytes
         name = rep.name
         if "curvature_structure" not in rep.params:
             name = f"{rep.name} → {model.curvature_structure_!r}"
+        if any(issubclass(w.category, CostlyErasureWarning) for w in caught):
+            name += " (fit warns: `CostlyErasureWarning`)"
         if fidelity.get("refit") is None and problem == FIDELITY_PROBLEM[quick]:
             fidelity["refit"] = LogisticRegression(
                 **{**lr_params, "tol": 1e-10, "max_iter": 10000}

@@ -311,6 +311,14 @@ class ConjugateGradientCurvature(CurvatureInverse):
             total += self._preconditioner.nbytes
         return int(total)
 
+    @property
+    def product_cost(self):
+        """Multiply-adds of one :meth:`matvec` (a request makes a dozen or so)."""
+        columns = sum(1 if a == b else 2 for a, b in self.pairs)
+        if self.pattern is None:  # a dense block times one or two columns
+            return int(columns * self.width * self.width)
+        return int(2 * columns * len(self.pattern[1]))  # U and Uᵀ of each block
+
     def _block(self, p):
         if self.pattern is None:
             return self.values[p]
@@ -910,6 +918,13 @@ class RowCurvature(ConjugateGradientCurvature):
             + (0 if self.kronecker is None else sum(a.nbytes for a in self.kronecker))
             + (0 if self.blocks is None else self.blocks.nbytes)
         )
+
+    @property
+    def product_cost(self):
+        """Multiply-adds of one :meth:`matvec`: two passes over the rows per output."""
+        rows = self.rows
+        entries = rows.nnz if sp.issparse(rows) else rows.shape[0] * rows.shape[1]
+        return int(2 * entries * self.n_outputs)
 
     def _data_term(self, x):
         """``Σ_i V_i ⊗ x̃_i x̃_iᵀ`` applied to ``x`` of shape (n_outputs, width)."""

@@ -37,6 +37,7 @@ __all__ = [
     "build_cg_curvature",
     "cg_estimate",
     "choose_structure",
+    "request_cost_ratio",
     "select_structure",
     "structure_candidates",
 ]
@@ -47,6 +48,15 @@ STRUCTURES = ("auto", "blocks", "cg", "cg-class", "cg-rows")
 # at least as many as one block of this many coordinates (whose inversion takes
 # about a second of one core): see :func:`structure_candidates`.
 CG_PREFERENCE_MIN_BLOCK = 2048
+
+# The cost model of :func:`request_cost_ratio`. A request solves by CG to the
+# default tolerance in about this many products (measured: 9–28 on TF-IDF text,
+# 13 on images; see the README's scale tables) ...
+TYPICAL_CG_PRODUCTS = 10
+# ... and a solver's pass over one non-zero of X̃ per output (lbfgs with its line
+# searches, the exp/log of every row) costs about as much as this many
+# multiply-adds of a stored product (measured 5–8 on the docstring corpus).
+SOLVER_PASS_COST = 7
 
 
 def _augmented_nnz(X, fit_intercept):
@@ -223,6 +233,46 @@ def select_structure(structure, maths, X, bounds, memory_budget="auto", estimato
         )
     chosen = choose_structure(candidates, memory_budget) or candidates[0]
     return _structure_of(chosen)
+
+
+def request_cost_ratio(curvature, X, n_outputs, n_iter, fit_intercept=True):
+    """Estimated cost of a typical request over that of the solver's run in ``fit``.
+
+    Operation counts, not timings (deterministic, the same on every machine): a
+    request is :data:`TYPICAL_CG_PRODUCTS` products with the stored matrix
+    (``curvature.product_cost`` multiply-adds each), the refit ``n_iter``
+    iterations of two passes over the non-zeros of ``X̃`` per output, each entry
+    weighted by :data:`SOLVER_PASS_COST`. On the docstring corpus it reads 0.8,
+    3.9, 2.3 and 6.5 where the measured one-row request took 1.1, 2.9, 6.0 and 9.6
+    times the refit (binary 5 356 and 27 868 features at C = 1 and 10; 6 classes):
+    right to within a factor of about 2.5, enough to tell a request that costs
+    more than a refit.
+
+    Parameters
+    ----------
+    curvature : object with ``product_cost``
+        The stored curvature (a ``"cg"`` structure).
+    X : {ndarray, sparse matrix} of shape (n_samples, n_features)
+        The training rows.
+    n_outputs : int
+        Columns of the solver's parameter matrix (1 for binary).
+    n_iter : int
+        Iterations the solver took.
+    fit_intercept : bool, default=True
+
+    Returns
+    -------
+    float or None
+        ``None`` when the curvature has no ``product_cost`` or ``n_iter`` is 0.
+    """
+    cost = getattr(curvature, "product_cost", None)
+    if cost is None or not n_iter:
+        return None
+    entries = _augmented_nnz(X, fit_intercept)
+    if entries is None:
+        entries = X.shape[0] * (X.shape[1] + int(fit_intercept))
+    refit = SOLVER_PASS_COST * 2 * int(n_iter) * entries * int(n_outputs)
+    return TYPICAL_CG_PRODUCTS * cost / max(refit, 1)
 
 
 def build_cg_curvature(

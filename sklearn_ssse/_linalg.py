@@ -526,22 +526,32 @@ def row_span(B, U, vector, rtol=1e-10):
         return None
     B = np.asarray(B, dtype=np.float64)
     U = np.asarray(U, dtype=np.float64)
-    norms = np.einsum("ij,ij->i", B, B)
-    if not np.all(norms > 0):
-        return None
-    s = np.einsum("ij,ij->i", U, B) / norms
-    if np.linalg.norm(U - s[:, None] * B) > rtol * max(np.linalg.norm(U), 1e-300):
-        return None
     vector = np.asarray(vector, dtype=np.float64)
-    if k == 1:
-        a = (B @ vector) / norms
-    else:  # normal equations: k ≤ 4, and the residual is checked below
-        try:
+    if k == 1:  # plain dot products: this runs on every one-row request
+        b, u = B[0], U[0]
+        norm = float(b @ b)
+        if not norm > 0:
+            return None
+        s = np.array([(u @ b) / norm])
+        misfit = u - s[0] * b
+        if float(misfit @ misfit) > rtol**2 * max(float(u @ u), 1e-300):
+            return None
+        a = np.array([(b @ vector) / norm])
+        residual = vector - a[0] * b
+    else:
+        norms = np.einsum("ij,ij->i", B, B)
+        if not np.all(norms > 0):
+            return None
+        s = np.einsum("ij,ij->i", U, B) / norms
+        misfit = np.linalg.norm(U - s[:, None] * B)
+        if misfit > rtol * max(np.linalg.norm(U), 1e-300):
+            return None
+        try:  # normal equations: k ≤ 4, and the residual is checked below
             a = np.linalg.solve(B @ B.T, B @ vector)
         except np.linalg.LinAlgError:  # rows linearly dependent
             return None
-    residual = vector - B.T @ a
-    if np.linalg.norm(residual) > rtol * np.linalg.norm(vector):
+        residual = vector - B.T @ a
+    if float(residual @ residual) > rtol**2 * float(vector @ vector):
         return None
     return s, a, residual
 
@@ -610,16 +620,18 @@ def woodbury_step(product, U, vector, span=None):
         MU = product[:, :, :k]
         if vector is not None:
             old_applied = product[:, :, k]
-    if k:
+    if k == 1:  # a 1 × 1 capacitance per output: its square root, no LAPACK call
+        capacitance = 1 - np.einsum("opk,opk->o", U, MU)
+        if not np.all(capacitance > 0):
+            raise np.linalg.LinAlgError("the downdated matrix is not positive definite")
+        W = MU / np.sqrt(capacitance)[:, None, None]
+    elif k:
         capacitance = -np.matmul(U.transpose(0, 2, 1), MU)
         diagonal = np.arange(k)
         capacitance[:, diagonal, diagonal] += 1
         L = np.linalg.cholesky(capacitance)  # LinAlgError unless definite
-        if k == 1:
-            W = MU / L[:, :, :1]
-        else:
-            # L⁻¹ then one GEMM: faster than a solve with d right-hand sides.
-            W = np.matmul(MU, _triangular_inverses(L).transpose(0, 2, 1))
+        # L⁻¹ then one GEMM: faster than a solve with d right-hand sides.
+        W = np.matmul(MU, _triangular_inverses(L).transpose(0, 2, 1))
     else:
         W = np.zeros((n, d, 0), dtype=dtype)
     if vector is not None:

@@ -41,6 +41,10 @@ SPARSE_PRODUCT_COST = 500
 MAX_SPARSE_CHUNK_BYTES = 64 * 2**20
 PRODUCT_ENTRY_BYTES = 24
 
+# Up to this many rows (a request's) the class sums are one small GEMM: the
+# per-column GEMVs that pay on a training chunk cost only call overhead here.
+_FEW_ROWS = 16
+
 
 def sparse_products_pay(X, width):
     """Whether sparse products beat dense GEMMs on the densified rows of ``X``.
@@ -310,14 +314,15 @@ class LogisticMaths(ModelMaths):
         Every (class, output) pair at once: the ``(chunk, n_classes · n_outputs)``
         matrix ``R[i, (a, o)] = [y_i = a] w_i r_io`` times the chunk, one GEMM, or
         one GEMV per column up to four columns (a GEMM with so few rows costs
-        about twice the passes it saves, measured).
+        about twice the passes it saves, measured) unless the chunk itself is a
+        few rows (a request's: the GEMM is then nothing, the calls are the cost).
         """
         n_classes = out.shape[0]
         r = r * w[:, None].astype(np.float64)
         R = np.zeros((len(yc), n_classes, self.n_outputs))
         R[np.arange(len(yc)), yc, :] = r
         R = R.reshape(len(yc), -1)
-        if R.shape[1] <= 4 and not sp.issparse(Xc):
+        if R.shape[1] <= 4 and Xc.shape[0] > _FEW_ROWS and not sp.issparse(Xc):
             sums = np.stack([R[:, j] @ Xc for j in range(R.shape[1])])
         else:
             sums = as_dense(R.T @ Xc)

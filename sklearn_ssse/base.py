@@ -27,6 +27,7 @@ model before a request or after it, never a mix of the two.
 import functools
 import inspect
 import operator
+import sys
 import threading
 import warnings
 import weakref
@@ -46,7 +47,12 @@ from . import _array_api
 from ._active_set import ActiveSetMaths
 from ._curvature import BlockDiagonalInverse, block_bounds
 from ._curvature_cg import rows_product
-from ._curvature_structures import build_cg_curvature, downdate_rows, select_structure
+from ._curvature_structures import (
+    build_cg_curvature,
+    downdate_rows,
+    request_cost_ratio,
+    select_structure,
+)
 from ._linalg import SPAN_MAX_ROWS, row_span
 from ._state import STATE_FORMAT_VERSION, ErasureState, RequestRecord, utc_now
 from .certificate import (
@@ -56,6 +62,7 @@ from .certificate import (
     uncertified,
 )
 from .exceptions import (
+    CostlyErasureWarning,
     ErasureNumericalError,
     IncompatibleStateError,
     InconsistentStateVersionWarning,
@@ -283,6 +290,18 @@ def _diagonal_blocks(blocks, C, damping, damped, null, excess):
         raise np.linalg.LinAlgError("a curvature coordinate is not positive")
     inverses = (1.0 / values).astype(dtype).reshape(-1, 1, 1)
     return diagonal.astype(np.float64), prior, inverses
+
+
+def _caller_stacklevel():
+    """``stacklevel`` for a warning raised by the caller of this function that
+    points at the first frame outside sklearn-ssse and scikit-learn (the user's
+    ``fit``, whichever estimator or meta-estimator it went through)."""
+    frame, level = sys._getframe(1), 1
+    while frame is not None and frame.f_globals.get("__name__", "").startswith(
+        ("sklearn_ssse.", "sklearn.")
+    ):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 class ErasableMixin(PartialForgetRequestMixin):
@@ -673,7 +692,37 @@ class ErasableMixin(PartialForgetRequestMixin):
             coefficients=theta.copy(),
             certificate_state=certificate_state,
         )
+        if structure in ("cg", "cg-class"):
+            self._warn_if_costly(structure, curvature, X, maths)
         self._publish({"erasure_state_": state, "curvature_structure_": structure})
+
+    def _warn_if_costly(self, structure, curvature, X, maths):
+        """:class:`CostlyErasureWarning` when ``"auto"`` chose a ``"cg"`` structure
+        whose requests likely cost more than this fit's solver did."""
+        if getattr(self, "curvature_structure", None) != "auto":
+            return  # chosen by hand: the user knows the trade
+        n_iter = getattr(self, "n_iter_", None)
+        if n_iter is None:
+            return
+        ratio = request_cost_ratio(
+            curvature, X, maths.n_outputs, int(np.max(n_iter)), maths.fit_intercept
+        )
+        if ratio is None or ratio <= 1:
+            return
+        warnings.warn(
+            f"a request on this model will likely cost more than refitting it "
+            f"(about {ratio:.1f}x the solver's work in this fit, by operation "
+            f"count): curvature_structure='auto' chose {structure!r}, the exact "
+            "curvature solved by conjugate gradient, because dense inverse blocks "
+            "would not fit or would take far longer to build. Options: "
+            "curvature_structure='cg-rows' (the same step from the training rows, "
+            "about 0.1-0.2x a refit on sparse text, but the model then holds the "
+            "remaining training rows), 'blocks' with a block_size (faster, "
+            "further from the retrain), or refitting on each request. Set "
+            "curvature_structure explicitly to silence this warning.",
+            CostlyErasureWarning,
+            stacklevel=_caller_stacklevel(),
+        )
 
     def _fit_erasure_state_xp(self, X, y, sample_weight):
         """:meth:`_fit_erasure_state` for array API inputs (dense), on their device.

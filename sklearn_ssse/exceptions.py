@@ -19,10 +19,15 @@ keep working. Its subclasses tell the reasons apart:
 - :class:`RefitRecommendedError`: the cumulative bound on the distance to the exact
   retrain passed the model's budget (raised only when asked for).
 
+Warnings: :class:`RefitRecommendedWarning` (a request passed the certificate's
+budget), :class:`CostlyErasureWarning` (``fit`` chose a structure whose requests
+will likely cost more than a refit) and :class:`InconsistentStateVersionWarning`.
+
 In every case the model is left exactly as it was.
 """
 
 __all__ = [
+    "CostlyErasureWarning",
     "CurvatureMemoryError",
     "ErasureError",
     "ErasureNumericalError",
@@ -81,6 +86,18 @@ class RefitRecommendedError(ErasureError):
 
 class RefitRecommendedWarning(UserWarning):
     """The certified distance to the exact retrain passed the model's budget."""
+
+
+class CostlyErasureWarning(UserWarning):
+    """``curvature_structure="auto"`` chose a structure whose requests will likely
+    cost more than refitting the model.
+
+    Raised by ``fit`` (the model is fitted and takes requests). The estimate
+    counts the operations of a typical request (a dozen products with the stored
+    curvature) against those of the solver's run in this ``fit``; it is right to
+    within a factor of about 2.5 on sparse text. Choose ``curvature_structure``
+    explicitly to silence it.
+    """
 
 
 class InconsistentStateVersionWarning(UserWarning):

@@ -1,6 +1,7 @@
 """The scalable curvature structures against their definitions (small data)."""
 
 import pickle
+import warnings
 
 import numpy as np
 import pytest
@@ -16,13 +17,16 @@ from sklearn_ssse._curvature_cg import (
     row_hashes,
 )
 from sklearn_ssse._curvature_structures import (
+    SOLVER_PASS_COST,
+    TYPICAL_CG_PRODUCTS,
     cg_estimate,
     cg_nbytes,
+    request_cost_ratio,
     select_structure,
 )
 from sklearn_ssse._logistic_maths import LogisticMaths
 from sklearn_ssse._memory import CurvatureMemoryError, check_memory_budget
-from sklearn_ssse.exceptions import ErasureError
+from sklearn_ssse.exceptions import CostlyErasureWarning, ErasureError
 
 
 def _rows(n=40, d=6, n_outputs=3, sparse=False, seed=0):
@@ -560,3 +564,42 @@ def test_row_curvature_pickled_without_the_newer_attributes():
     done = old.downdated(rows=(Xt[[2]], V[[2]]))
     left = np.setdiff1d(np.arange(30), [2])
     assert_allclose(done.matvec(e), _definition(Xt[left], V[left], prior) @ e)
+
+
+def test_auto_warns_when_requests_would_cost_more_than_a_refit():
+    """ "auto" picking "cg" says so when a request likely costs more than a refit;
+    a structure chosen by hand does not warn, and the model works either way."""
+    X, y = _wide_sparse()
+    with pytest.warns(CostlyErasureWarning, match="cg-rows") as record:
+        model = ErasableLogisticRegression().fit(X, y)
+    assert model.curvature_structure_ == "cg"
+    assert len(record) == 1 and record[0].filename == __file__
+    ratio = request_cost_ratio(model.erasure_state_.curvature, X, 1, model.n_iter_[0])
+    assert ratio > 1 and f"{ratio:.1f}x" in str(record[0].message)
+    model.partial_forget(X[:2], y[:2])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", CostlyErasureWarning)
+        ErasableLogisticRegression(curvature_structure="cg").fit(X, y)
+        dense = ErasableLogisticRegression().fit(X[:, :40].toarray(), y)
+    assert dense.curvature_structure_ == "blocks"
+
+
+def test_request_cost_ratio_counts_products_against_solver_passes():
+    X, y = _wide_sparse()
+    cg = ErasableLogisticRegression(curvature_structure="cg").fit(X, y)
+    rows = ErasableLogisticRegression(curvature_structure="cg-rows").fit(X, y)
+    stored = cg.erasure_state_.curvature
+    nnz = len(stored.pattern[1])
+    assert stored.product_cost == 2 * nnz
+    assert rows.erasure_state_.curvature.product_cost == 2 * (X.nnz + X.shape[0])
+    refit = SOLVER_PASS_COST * 2 * 5 * (X.nnz + X.shape[0])
+    assert request_cost_ratio(stored, X, 1, 5) == pytest.approx(
+        TYPICAL_CG_PRODUCTS * 2 * nnz / refit
+    )
+    assert request_cost_ratio(stored, X, 1, 0) is None
+    assert request_cost_ratio(object(), X, 1, 5) is None
+    # pairs of outputs: one column per own block, two per pair of outputs
+    X3, y3 = _wide_sparse(n_classes=3)
+    three = ErasableLogisticRegression(curvature_structure="cg").fit(X3, y3)
+    curvature = three.erasure_state_.curvature
+    assert curvature.product_cost == 2 * (3 + 2 * 3) * len(curvature.pattern[1])
