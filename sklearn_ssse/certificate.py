@@ -190,7 +190,14 @@ def _gershgorin_bound(maths, X, weights):
     weights = np.asarray(weights, dtype=np.float64)
     column = abs(maths.intercept_scaling) if maths.fit_intercept else 0.0
     if sp.issparse(X):
-        A = abs(sp.csr_matrix(X, dtype=np.float64))
+        # |values| on new arrays: scipy's abs() sorts the indices in place, which
+        # on a matrix sharing them with the user's X would corrupt X (duplicates
+        # kept apart only loosen the bound: Σ|x| ≥ |Σx|).
+        X = sp.csr_matrix(X)
+        A = sp.csr_matrix(
+            (np.abs(X.data, dtype=np.float64), X.indices.copy(), X.indptr.copy()),
+            shape=X.shape,
+        )
         row_sums = np.asarray(A.sum(axis=1)).ravel() + column
         scaled = weights * row_sums
         sums = np.asarray(A.T @ scaled).ravel()
