@@ -36,7 +36,13 @@ from ._curvature_lowrank import LowRankUpdatedInverse
 from ._linalg import SPAN_MAX_ROWS
 from ._logistic_maths import stacked_binary_terms
 from ._stacked import InverseStack, StackedBlockInverse
-from ._state import STATE_FORMAT_VERSION, RequestRecord, _library_version, utc_now
+from ._state import (
+    STATE_FORMAT_VERSION,
+    RequestRecord,
+    _library_version,
+    append_record,
+    utc_now,
+)
 from .base import _row_norms, user_label
 from .certificate import (
     distance_bound,
@@ -547,7 +553,7 @@ def batched_forget(estimators, works, params, X, Y, sample_weight, *, rows_check
             class_weight_sums=weight_sums[o],
             class_gradient_sums=None,
             n_forgotten=state.n_forgotten + k,
-            records=state.records + (record,),
+            records=append_record(state.records, record),
             coefficients=theta_new[o],
             certificate_state=new_certs[o],
         )

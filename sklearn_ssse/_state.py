@@ -9,16 +9,20 @@ request or the state after it, never a mix, and a request can never be lost to a
 concurrent one.
 
 The state carries its format version (:data:`STATE_FORMAT_VERSION`) and the library
-version that built it, and the record of every request applied to it.
+version that built it, and the record of every request applied to it, in a
+:class:`RequestLog` that a request extends in O(1) amortised time.
 """
 
 import dataclasses
 import datetime
+import itertools
+import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["STATE_FORMAT_VERSION", "ErasureState", "RequestRecord"]
+__all__ = ["STATE_FORMAT_VERSION", "ErasureState", "RequestLog", "RequestRecord"]
 
 # Bump when the meaning or layout of the state changes: a state of another format is
 # refused by ``partial_forget`` (the model still predicts).
@@ -104,6 +108,132 @@ def _finite_or_none(value):
     return value if np.isfinite(value) else None
 
 
+# Guards the check "is this log the tip of its shared list?" and the append that
+# follows: two models sharing one list (shallow copies, with different per-model
+# locks) can never both append at the same tip.
+_APPEND_LOCK = threading.Lock()
+
+
+class RequestLog(Sequence):
+    """The request records of a state: a read-only sequence of :class:`RequestRecord`.
+
+    It reads like the tuple it stands for (``len``, indexing, slices as tuples,
+    iteration) and compares equal to a tuple or another log holding the same
+    records. :meth:`appended` gives the log of the next state in O(1) amortised
+    time: the logs of successive states share one list, each seeing only the
+    first ``len(log)`` entries of it, and entries are only ever appended to it,
+    so a log never changes once built.
+
+    Parameters
+    ----------
+    records : iterable of RequestRecord, default=()
+        The records, oldest first.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_breast_cancer
+    >>> from sklearn.preprocessing import scale
+    >>> from sklearn_ssse import ErasableLogisticRegression
+    >>> X, y = load_breast_cancer(return_X_y=True)
+    >>> X = scale(X)
+    >>> model = ErasableLogisticRegression().fit(X, y)
+    >>> model.request_records_ == ()
+    True
+    >>> before = model.request_records_
+    >>> records = model.partial_forget(X[:2], y[:2]).request_records_
+    >>> len(records), records[-1].index, records[-1].n_rows, len(before)
+    (1, 1, 2, 0)
+    >>> records == tuple(records)
+    True
+    """
+
+    __slots__ = ("_shared", "_length")
+
+    def __init__(self, records=()):
+        self._shared = list(records)
+        self._length = len(self._shared)
+
+    @classmethod
+    def _view(cls, shared, length):
+        log = object.__new__(cls)
+        log._shared = shared
+        log._length = length
+        return log
+
+    def appended(self, record):
+        """The log with ``record`` added at the end; ``self`` is left as it is.
+
+        Appends to the shared list in place when this log is its tip (the usual
+        case: O(1) amortised); otherwise (a copy of the model, or a request that
+        failed after building its state, already appended past it) copies this
+        log's records into a new list first.
+        """
+        with _APPEND_LOCK:
+            if len(self._shared) == self._length:
+                self._shared.append(record)
+                return self._view(self._shared, self._length + 1)
+        # The first ``_length`` entries of the shared list never change.
+        shared = self._shared[: self._length]
+        shared.append(record)
+        return self._view(shared, self._length + 1)
+
+    def __len__(self):
+        return self._length
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            positions = range(*index.indices(self._length))
+            return tuple(map(self._shared.__getitem__, positions))
+        position = range(self._length)[index]  # IndexError/TypeError as a tuple's
+        return self._shared[position]
+
+    def __iter__(self):
+        return itertools.islice(self._shared, self._length)
+
+    def __reversed__(self):
+        return map(self._shared.__getitem__, reversed(range(self._length)))
+
+    def __eq__(self, other):
+        if isinstance(other, RequestLog):
+            if other._shared is self._shared:
+                return other._length == self._length
+        elif not isinstance(other, tuple):
+            return NotImplemented
+        return len(other) == self._length and all(a == b for a, b in zip(self, other))
+
+    def __hash__(self):
+        return hash(tuple(self))
+
+    def __repr__(self):
+        if not self._length:
+            return "RequestLog([])"
+        last = self[-1]
+        return (
+            f"RequestLog({self._length} record(s); last: request {last.index}, "
+            f"{last.n_rows} row(s), {last.time})"
+        )
+
+    def __copy__(self):
+        return self  # immutable
+
+    # Pickles, deep copies and skops files hold this log's records only, as a
+    # tuple; loading gives a log of its own.
+    def __getstate__(self):
+        return {"records": tuple(self)}
+
+    def __setstate__(self, state):
+        self._shared = list(state["records"])
+        self._length = len(self._shared)
+
+
+def append_record(records, record):
+    """``records`` (a :class:`RequestLog`, or the tuple of an older pickle) with
+    ``record`` added at the end, as a :class:`RequestLog`."""
+    if not isinstance(records, RequestLog):
+        records = RequestLog(records)
+    return records.appended(record)
+
+
 def utc_now():
     """The current time as an ISO 8601 string in UTC."""
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
@@ -149,8 +279,9 @@ class ErasureState:
         model whose fitted parameters no longer equal them.
     n_forgotten : int
         Rows forgotten since ``fit``.
-    records : tuple of RequestRecord
-        One record per request since ``fit``.
+    records : RequestLog
+        One record per request since ``fit`` (a tuple in states of older
+        pickles: :func:`append_record` accepts both).
     certificate_state : CertificateState or None
         What the data-free certificate needs between requests, its running bound
         included (:mod:`sklearn_ssse.certificate`); ``None`` where the model keeps
@@ -174,7 +305,7 @@ class ErasureState:
     curvature_params: dict
     coefficients: np.ndarray
     n_forgotten: int = 0
-    records: tuple = ()
+    records: RequestLog = field(default_factory=RequestLog)
     certificate_state: object = None
     format_version: int = STATE_FORMAT_VERSION
     library_version: str = field(default_factory=_library_version)

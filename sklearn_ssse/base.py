@@ -54,7 +54,13 @@ from ._curvature_structures import (
     select_structure,
 )
 from ._linalg import SPAN_MAX_ROWS, row_span
-from ._state import STATE_FORMAT_VERSION, ErasureState, RequestRecord, utc_now
+from ._state import (
+    STATE_FORMAT_VERSION,
+    ErasureState,
+    RequestRecord,
+    append_record,
+    utc_now,
+)
 from .certificate import (
     distance_bound,
     fit_certificate_state,
@@ -344,7 +350,9 @@ class ErasableMixin(PartialForgetRequestMixin):
     )
     n_forgotten_ = _state_attribute("n_forgotten", "Rows forgotten since fit.")
     request_records_ = _state_attribute(
-        "records", "One RequestRecord per request since fit."
+        "records",
+        "One RequestRecord per request since fit, in a read-only RequestLog "
+        "(reads like a tuple and compares equal to the tuple of its records).",
     )
 
     # -- hooks with defaults -------------------------------------------------------
@@ -1471,7 +1479,7 @@ class ErasableMixin(PartialForgetRequestMixin):
             class_weight_sums=weight_sums,
             class_gradient_sums=remaining_sums,
             n_forgotten=state.n_forgotten + X.shape[0],
-            records=state.records + (record,),
+            records=append_record(state.records, record),
             coefficients=theta_new,
             certificate_state=certificate_state,
         )

@@ -274,11 +274,14 @@ random_state, solver, max_iter, warm_start, n_jobs
     n_forgotten_ : int
         Number of rows forgotten since ``fit``.
 
-    request_records_ : tuple of RequestRecord
+    request_records_ : RequestLog of RequestRecord
         One record per request since ``fit`` (time, rows per class, ε,
         curvature, leave-out, step size, certificate, library version; no row
-        contents). :func:`~sklearn_ssse.certificate.erasure_audit` exports them
-        as JSON or a pandas table.
+        contents), in a read-only sequence that reads like a tuple (indexing,
+        slices, iteration) and compares equal to the tuple of its records; a
+        request extends it in O(1) amortised time.
+        :func:`~sklearn_ssse.certificate.erasure_audit` exports them as JSON or
+        a pandas table.
     curvature_structure_ : str
         The structure ``fit`` chose (``"auto"`` resolved).
 

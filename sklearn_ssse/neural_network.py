@@ -169,6 +169,10 @@ feature_names_in_, n_iter_, n_layers_, n_outputs_, out_activation_
     n_forgotten_ : int
         Number of rows forgotten since ``fit``.
 
+    request_records_ : RequestLog of RequestRecord
+        One record per request since ``fit``, in a read-only sequence that reads
+        like a tuple (see :class:`~sklearn_ssse.ErasableLogisticRegression`).
+
     Notes
     -----
     **A class whose rows are all forgotten.** A refit would never see it, so the
