@@ -38,6 +38,7 @@ import scipy.sparse as sp
 from scipy.linalg import cho_factor, cho_solve
 
 from ._curvature import CurvatureInverse
+from ._linalg import weighted_column_squares
 
 __all__ = [
     "ConjugateGradientCurvature",
@@ -534,9 +535,11 @@ def row_hashes(X, key=0):
     """
     if not sp.issparse(X):
         return _dense_row_hashes(np.asarray(X), key)
-    X = sp.csr_matrix(X, copy=True)
-    X.sum_duplicates()
-    X.eliminate_zeros()
+    X = sp.csr_matrix(X)
+    if not X.has_canonical_format or not np.all(X.data):  # never in place on X
+        X = X.copy()
+        X.sum_duplicates()
+        X.eliminate_zeros()
     values = X.data.astype(np.float64) + 0.0  # -0.0 → 0.0
     with np.errstate(over="ignore"):
         keys = _splitmix(
@@ -576,6 +579,32 @@ def _dense_row_hashes(X, key):
         return _splitmix(out)
 
 
+def _without_rows(rows, taken):
+    """``rows`` (CSR or dense) without the rows ``taken``, as new arrays.
+
+    Sparse: one copy of each array by the kept stretches between taken rows
+    (``k + 1`` slices for ``k`` rows), not scipy's row-by-row gather.
+    """
+    keep = np.ones(rows.shape[0], dtype=bool)
+    keep[taken] = False
+    if not sp.issparse(rows):
+        return rows[keep]
+    taken = np.flatnonzero(~keep)  # sorted, unique
+    indptr = rows.indptr
+    starts = np.concatenate([[0], indptr[taken + 1]])
+    stops = np.concatenate([indptr[taken], [indptr[-1]]])
+    data = np.concatenate([rows.data[a:b] for a, b in zip(starts, stops)])
+    indices = np.concatenate([rows.indices[a:b] for a, b in zip(starts, stops)])
+    lengths = np.diff(indptr)[keep]
+    new_indptr = np.zeros(len(lengths) + 1, dtype=indptr.dtype)
+    np.cumsum(lengths, out=new_indptr[1:])
+    out = sp.csr_matrix(
+        (data, indices, new_indptr), shape=(len(lengths), rows.shape[1])
+    )
+    out.has_sorted_indices = rows.has_sorted_indices
+    return out
+
+
 class RowCurvature(ConjugateGradientCurvature):
     """The exact ``M`` of a linear model kept as its training rows (opt-in).
 
@@ -603,9 +632,10 @@ class RowCurvature(ConjugateGradientCurvature):
         ``X̃``, the augmented training rows.
     weights : ndarray of shape (n, n_pairs)
         ``V_i[a, b]`` for each stored pair ``(a, b)``.
-    hashes : (key, ndarray of shape (n,)) or None
+    hashes : (key, ndarray of shape (n,)[, order]) or None
         :func:`row_hashes` of ``rows`` under ``key`` (in memory only; computed
-        at the first request when ``None``).
+        at the first request when ``None``), and optionally the stable order
+        that sorts them (computed when absent).
     data_diagonal : ndarray of shape (n_outputs, width) or None
         The diagonal of ``Σ_i V_i ⊗ x̃_i x̃_iᵀ`` (computed when ``None``).
     kronecker : (Q_A, Q_B, denominator) or None
@@ -797,10 +827,14 @@ class RowCurvature(ConjugateGradientCurvature):
         return Qa.astype(dtype), Qb.astype(dtype), denominator.astype(dtype)
 
     def _row_hashes(self):
-        """``(key, hashes)`` of the stored rows, under a random key made now."""
+        """``(key, hashes, order)`` of the stored rows, under a random key made
+        now; ``order`` sorts the hashes (stable)."""
         if self._hashes is None:
             key = secrets.randbits(64)
             self._hashes = (key, row_hashes(self.rows, key))
+        if len(self._hashes) == 2:  # sorted once; requests keep the order
+            key, hashes = self._hashes
+            self._hashes = (key, hashes, np.argsort(hashes, kind="stable"))
         return self._hashes
 
     def _prepare_mixing(self, pairs, n_outputs):
@@ -893,11 +927,9 @@ class RowCurvature(ConjugateGradientCurvature):
     @staticmethod
     def _row_diagonal(rows, weights, pairs, n_outputs):
         """``(n_outputs, width)``: the diagonal of the data term."""
-        squares = rows.multiply(rows).tocsr() if sp.issparse(rows) else rows * rows
-        out = np.zeros((n_outputs, rows.shape[1]), dtype=rows.dtype)
         own = [p for p, (a, b) in enumerate(pairs) if a == b]
-        out[:] = (squares.T @ weights[:, own]).T
-        return out
+        diagonal = weighted_column_squares(rows, weights[:, own])
+        return diagonal.reshape(n_outputs, rows.shape[1]).astype(rows.dtype)
 
     @property
     def nbytes(self):
@@ -1075,9 +1107,9 @@ class RowCurvature(ConjugateGradientCurvature):
         if rows is None or factors is not None or grams is not None:
             raise ValueError(f"{type(self).__name__} is downdated by rows=(X̃, V)")
         Xs, Vs = rows
-        key, stored = self._row_hashes()
+        key, stored, order = self._row_hashes()
+        Xs = sp.csr_matrix(Xs, dtype=self.dtype) if sp.issparse(Xs) else Xs
         wanted = row_hashes(Xs.astype(self.dtype, copy=False), key)
-        order = np.argsort(stored, kind="stable")
         ranked = stored[order]
         # The j-th copy of a repeated row in the request takes the j-th stored copy.
         by_hash = np.argsort(wanted, kind="stable")
@@ -1108,22 +1140,29 @@ class RowCurvature(ConjugateGradientCurvature):
             )
         keep = np.ones(self.rows.shape[0], dtype=bool)
         keep[taken] = False
+        # The request's rows are the stored ones (their hashes matched): their
+        # diagonal from them, with the weights stored at the fit.
         removed = self._row_diagonal(
-            self.rows[taken], self.weights[taken], self.pairs, self.n_outputs
+            Xs.astype(self.dtype, copy=False),
+            self.weights[taken],
+            self.pairs,
+            self.n_outputs,
         )
         # Rounding may leave a column without rows slightly off zero.
         data_diagonal = np.maximum(self._data_diag - removed, 0)
+        # The hashes' sorted order without the taken rows, renumbered: no sort.
+        renumbered = np.cumsum(keep) - 1
         return type(self)(
             self.n_outputs,
             self.width,
             self.pairs,
-            self.rows[keep],
+            _without_rows(self.rows, taken),
             self.weights[keep],
             self.prior,
             self.null,
             rtol=self.rtol,
             max_iter=self.max_iter,
-            hashes=(key, stored[keep]),
+            hashes=(key, stored[keep], renumbered[order[keep[order]]]),
             data_diagonal=data_diagonal,
             kronecker=self.kronecker,
             blocks=self.blocks,

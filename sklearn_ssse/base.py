@@ -53,7 +53,7 @@ from ._curvature_structures import (
     request_cost_ratio,
     select_structure,
 )
-from ._linalg import SPAN_MAX_ROWS, row_span
+from ._linalg import SPAN_MAX_ROWS, row_span, weighted_column_squares
 from ._state import (
     STATE_FORMAT_VERSION,
     ErasureState,
@@ -144,7 +144,16 @@ def _row_norms(X):
         X = xp.astype(X, _max_precision_float_dtype(xp, device))
         return xp.sqrt(xp.sum(X * X, axis=1))
     if sp.issparse(X):
-        return np.sqrt(np.asarray(X.multiply(X).sum(axis=1)).ravel())
+        X = sp.csr_matrix(X)
+        if not X.has_canonical_format:  # duplicates add up first (on a copy)
+            X = X.copy()
+            X.sum_duplicates()
+        squares = np.square(X.data, dtype=np.float64)
+        sums = np.zeros(X.shape[0])
+        filled = np.flatnonzero(np.diff(X.indptr))
+        if filled.size:
+            sums[filled] = np.add.reduceat(squares, X.indptr[filled])
+        return np.sqrt(sums)
     return np.sqrt(np.einsum("ij,ij->i", X, X, dtype=np.float64))
 
 
@@ -1257,9 +1266,8 @@ class ErasableMixin(PartialForgetRequestMixin):
             Xt, V = downdate_rows(
                 maths, X, y, state.point, all_active, kind, fit_weights
             )
-            squares = Xt.multiply(Xt) if sp.issparse(Xt) else Xt * Xt
-            removed_diagonal = np.asarray(
-                np.einsum("iaa->ia", V).T @ squares, dtype=np.float64
+            removed_diagonal = weighted_column_squares(
+                Xt, np.einsum("iaa->ia", V)
             ).ravel()
             downdate = {"rows": (Xt, V)}
         elif inverse.prefers_factors(rank) and not estimated:

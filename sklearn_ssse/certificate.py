@@ -34,7 +34,11 @@ import scipy.sparse as sp
 from scipy.special import expit, log_softmax, softmax
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted
 
-from ._linalg import accumulate_gram, symmetrize_from_lower
+from ._linalg import (
+    accumulate_gram,
+    symmetrize_from_lower,
+    weighted_column_squares,
+)
 from ._maths import row_chunks
 
 __all__ = [
@@ -217,9 +221,7 @@ def _weighted_square_sums(maths, X, weights):
     sparse ``X``, chunked ``einsum`` over a dense one."""
     weights = np.asarray(weights, dtype=np.float64)
     if sp.issparse(X):
-        squares = sp.csr_matrix(X, dtype=np.float64, copy=True)
-        squares.data **= 2
-        diagonal = np.asarray(squares.T @ weights).ravel()
+        diagonal = weighted_column_squares(X, weights[:, None])[0]
         if maths.fit_intercept:
             column = maths.intercept_scaling**2 * weights.sum()
             diagonal = np.append(diagonal, column)

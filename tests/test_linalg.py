@@ -181,3 +181,32 @@ def test_projected_downdate_never_takes_out_more_than_the_data_term():
     W = np.diag([1.0, 4.0])  # more than the 0.5 the second coordinate holds
     got = projected_downdate(M_inv, W, prior)
     assert_allclose(got, np.linalg.inv(np.diag([1.0 + 2.0, 2.0 + 0.0])))
+
+
+def test_weighted_column_squares_matches_its_definition_and_leaves_rows_alone():
+    from sklearn_ssse._linalg import weighted_column_squares
+
+    rng = np.random.default_rng(3)
+    dense = rng.standard_normal((7, 5)) * (rng.random((7, 5)) < 0.5)
+    weights = rng.random((7, 2))
+    expected = np.einsum("ic,ij->cj", weights, dense**2)
+    # a CSR with a repeated entry and unsorted indices: the entries add up first
+    coo = sp.coo_matrix(dense)
+    row = np.append(coo.row, [1, 1])
+    order = np.argsort(row, kind="stable")
+    duplicated = sp.csr_matrix(
+        (
+            np.append(coo.data, [0.5, -0.5])[order],
+            np.append(coo.col, [0, 0])[order],
+            np.searchsorted(row[order], np.arange(8)),
+        ),
+        shape=(7, 5),
+    )
+    assert not duplicated.has_canonical_format
+    before = [a.copy() for a in (duplicated.data, duplicated.indices)]
+    for rows in (dense, sp.csr_matrix(dense), duplicated):
+        assert_allclose(weighted_column_squares(rows, weights), expected)
+    assert all(
+        np.array_equal(a, b)
+        for a, b in zip(before, (duplicated.data, duplicated.indices))
+    )
