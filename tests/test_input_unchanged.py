@@ -9,6 +9,7 @@ their values and silently corrupts the user's data. These tests pass such input 
 every public operation and compare the arrays byte for byte afterwards.
 """
 
+import copy
 import warnings
 
 import numpy as np
@@ -113,3 +114,80 @@ def test_multioutput_and_ledger_leave_the_users_sparse_input_unchanged(dtype):
         model.partial_forget(request, Y[:3])
         _assert_unchanged(request, snapshot, "multi-output partial_forget")
     _assert_unchanged(X, before, "multi-output")
+
+
+def _forms(X):
+    """The same rows as dense, canonical CSR, unsorted CSR, CSR with a repeated
+    entry, CSC and COO."""
+    csr = sp.csr_matrix(X)
+    unsorted = _unsorted_sparse_from(csr)
+    coo = csr.tocoo()
+    # split the first stored value of each row in two halves: a repeated entry
+    first = csr.indptr[:-1][np.diff(csr.indptr) > 0]
+    row = np.concatenate([coo.row, coo.row[first]])
+    col = np.concatenate([coo.col, coo.col[first]])
+    data = np.concatenate([coo.data, coo.data[first] / 2])
+    data[first] /= 2
+    order = np.argsort(row, kind="stable")
+    repeated = sp.csr_matrix(
+        (
+            data[order],
+            col[order],
+            np.searchsorted(row[order], np.arange(X.shape[0] + 1)),
+        ),
+        shape=X.shape,
+    )
+    return {
+        "dense": csr.toarray(),
+        "csr": csr,
+        "unsorted": unsorted,
+        "repeated": repeated,
+        "csc": csr.tocsc(),
+        "coo": coo,
+    }
+
+
+def _unsorted_sparse_from(csr):
+    indices, data = csr.indices.copy(), csr.data.copy()
+    for start, stop in zip(csr.indptr[:-1], csr.indptr[1:]):
+        indices[start:stop] = indices[start:stop][::-1]
+        data[start:stop] = data[start:stop][::-1]
+    return sp.csr_matrix((data, indices, csr.indptr.copy()), shape=csr.shape)
+
+
+@pytest.mark.parametrize("structure", ["blocks", "cg", "cg-rows"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_request_does_the_same_whatever_the_rows_format(structure, dtype):
+    """The rows of a request given dense, as CSR (sorted or not, with repeated
+    entries), CSC or COO erase the same thing, from a model fitted on dense or
+    sparse rows (the solver itself may differ between those two fits)."""
+    X = _unsorted_sparse(dtype).toarray()
+    y = np.arange(X.shape[0]) % 2
+    fits = {"dense": X, "csr": sp.csr_matrix(X)}
+    if structure == "blocks":
+        del fits["csr"]
+    rtol = 1e-4 if dtype == np.float32 else 1e-8
+    for fit_name, Xfit in fits.items():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fitted = ErasableLogisticRegression(curvature_structure=structure)
+            fitted.fit(Xfit, y)
+        results = {}
+        for name, rows in _forms(X[:4]).items():
+            model = copy.deepcopy(fitted).partial_forget(rows, y[:4])
+            results[name] = np.append(model.coef_, model.intercept_)
+        for name, value in results.items():
+            np.testing.assert_allclose(
+                value, results["dense"], rtol=rtol, atol=rtol, err_msg=(fit_name, name)
+            )
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_ledger_knows_a_row_whatever_its_format(dtype):
+    X = _unsorted_sparse(dtype).toarray()
+    y = np.arange(X.shape[0]) % 2
+    ledger = ErasureLedger(key=b"1" * 32)
+    ledger.record_training(X, y)
+    expected = ledger.fingerprints(X[:4], y[:4])
+    for name, rows in _forms(X[:4]).items():
+        assert np.array_equal(ledger.fingerprints(rows, y[:4]), expected), name
