@@ -309,11 +309,11 @@ def _diagonal_blocks(blocks, C, damping, damped, null, excess):
 
 def _caller_stacklevel():
     """``stacklevel`` for a warning raised by the caller of this function that
-    points at the first frame outside sklearn-ssse and scikit-learn (the user's
-    ``fit``, whichever estimator or meta-estimator it went through)."""
+    points at the first frame outside sklearn-ssse, scikit-learn and joblib (the
+    user's ``fit``, whichever estimator or meta-estimator it went through)."""
     frame, level = sys._getframe(1), 1
     while frame is not None and frame.f_globals.get("__name__", "").startswith(
-        ("sklearn_ssse.", "sklearn.")
+        ("sklearn_ssse.", "sklearn.", "joblib.")
     ):
         frame, level = frame.f_back, level + 1
     return level

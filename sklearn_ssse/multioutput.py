@@ -6,7 +6,9 @@ sub-estimators can forget rows, so that ``partial_forget(X, Y)`` forwards each c
 of ``Y`` to its output's sub-estimator, atomically across outputs.
 """
 
+import contextlib
 import copy
+import warnings
 from numbers import Integral
 
 import numpy as np
@@ -32,6 +34,7 @@ from .base import (
     PartialForgetRequestMixin,
     erasure_lock,
 )
+from .exceptions import CostlyErasureWarning
 
 __all__ = ["ErasableMultiOutputClassifier"]
 
@@ -56,6 +59,45 @@ def _estimator_has(attr):
         return hasattr(self.estimator, attr)
 
     return check
+
+
+@contextlib.contextmanager
+def _one_cost_warning(n_jobs):
+    """Gather the outputs' :class:`CostlyErasureWarning` into one warning.
+
+    Each output's ``fit`` warns on its own; forty outputs would give forty
+    warnings. When the outputs are fitted one after another in this thread (the
+    warnings machinery is not thread-safe), their warnings are recorded and one
+    is issued for all, with the largest estimate; other warnings pass through
+    unchanged.
+    """
+    if effective_n_jobs(n_jobs) != 1:
+        yield
+        return
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", CostlyErasureWarning)
+        yield
+    costly = [w for w in caught if issubclass(w.category, CostlyErasureWarning)]
+    passed = set()  # each other warning once per text and place, as "default"
+    for w in caught:
+        key = (w.category, str(w.message), w.filename, w.lineno)
+        if not issubclass(w.category, CostlyErasureWarning) and key not in passed:
+            passed.add(key)
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    if costly:
+        first = costly[0]
+        message = str(first.message)
+        if len(costly) > 1:
+            message = (
+                f"{len(costly)} outputs: {message} (the estimate of the first "
+                "output; the others' are alike)"
+            )
+        warnings.warn_explicit(
+            CostlyErasureWarning(message),
+            CostlyErasureWarning,
+            first.filename,
+            first.lineno,
+        )
 
 
 def _needs_output_seeds(estimator):
@@ -341,7 +383,7 @@ class ErasableMultiOutputClassifier(PartialForgetRequestMixin, MultiOutputClassi
             would not fit in the sub-estimator's ``memory_budget``.
         """
         check_outputs_memory_budget(self.estimator, X, Y, n_jobs=self.n_jobs)
-        with erasure_lock(self):
+        with erasure_lock(self), _one_cost_warning(self.n_jobs):
             if _needs_output_seeds(self.estimator):
                 self._fit_with_output_seeds(X, Y, sample_weight, **fit_params)
             else:

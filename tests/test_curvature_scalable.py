@@ -603,3 +603,22 @@ def test_request_cost_ratio_counts_products_against_solver_passes():
     three = ErasableLogisticRegression(curvature_structure="cg").fit(X3, y3)
     curvature = three.erasure_state_.curvature
     assert curvature.product_cost == 2 * (3 + 2 * 3) * len(curvature.pattern[1])
+
+
+def test_multioutput_gathers_the_outputs_cost_warnings_into_one():
+    from sklearn.exceptions import ConvergenceWarning
+
+    from sklearn_ssse import ErasableMultiOutputClassifier
+
+    X, y = _wide_sparse()
+    Y = np.column_stack([y, 1 - y, (np.arange(60) // 3) % 2])
+    model = ErasableMultiOutputClassifier(ErasableLogisticRegression(max_iter=2))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model.fit(X, Y)
+    costly = [w for w in caught if issubclass(w.category, CostlyErasureWarning)]
+    assert len(costly) == 1 and str(costly[0].message).startswith("3 outputs: ")
+    assert costly[0].filename == __file__
+    # other warnings pass through (once per text and place)
+    assert any(issubclass(w.category, ConvergenceWarning) for w in caught)
+    assert all(e.curvature_structure_ == "cg" for e in model.estimators_)
