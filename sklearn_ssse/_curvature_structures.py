@@ -23,7 +23,13 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.utils.validation import _num_samples
 
-from ._curvature_cg import ConjugateGradientCurvature, RowCurvature, augment_rows
+from ._curvature_cg import (
+    CONTRIBUTIONS_PER_CHUNK,
+    PAIRS_BY_CONTRIBUTIONS,
+    ConjugateGradientCurvature,
+    RowCurvature,
+    augment_rows,
+)
 from ._maths import row_chunks
 from ._memory import (
     CHUNK_BYTES,
@@ -131,6 +137,15 @@ def cg_estimate(maths, X, dtype, n_samples, couple_outputs=True, rows=False):
         pattern = min(_pattern_bound(X, maths.fit_intercept), width * (width + 1) // 2)
         # X̃ and its 0/1 copy; both triangles of a product and its triangle
         products = 2 * nnz * (itemsize + 4) + 6 * pattern * (itemsize + 4)
+        if n_pairs >= PAIRS_BY_CONTRIBUTIONS:  # then _pair_values: per entry of
+            # X̃ its row, place and partners, the pairs' weights per row, and a
+            # range's row products (indices, keys, positions, values, their
+            # sparse matrix) and the pairs' sums over its pattern entries
+            chunk = min(_pattern_bound(X, maths.fit_intercept), CONTRIBUTIONS_PER_CHUNK)
+            pairing = 2 * nnz * (itemsize + 4) + 24 * nnz
+            pairing += int(n_samples) * n_pairs * itemsize
+            pairing += chunk * (64 + 2 * itemsize) + 2 * chunk * n_pairs * itemsize
+            products = max(products, pairing)
         fit_peak = stored + products + 3 * per_row_weights + vectors
         request_peak = 2 * stored + vectors
         kind = f"{n_pairs} sparse pair blocks of {width:,} coordinates, M⁻¹ by CG"
@@ -164,7 +179,8 @@ def structure_candidates(structure, maths, X, dtype, n_samples, blocks, cg=True)
     ``"cg"`` first when the blocks would store more bytes than it, and at least
     those of one block of ``CG_PREFERENCE_MIN_BLOCK`` coordinates: ``"cg"`` holds
     the same matrix (the dense block's step up to CG's tolerance), its build is
-    a sparse product per class pair where the blocks' costs ``Σ_b B_b³`` flops to
+    a sparse product for the pattern and one pass over the rows' products for the
+    class pairs' values where the blocks' costs ``Σ_b B_b³`` flops to
     invert (2 048 coordinates: about a second of one core; 4 600 text features:
     90 s measured on a busy core; 28 000: hours), and a request costs a dozen
     products with ``M`` where the blocks' costs ``O(Σ_b B_b² k)``.

@@ -622,3 +622,32 @@ def test_multioutput_gathers_the_outputs_cost_warnings_into_one():
     # other warnings pass through (once per text and place)
     assert any(issubclass(w.category, ConvergenceWarning) for w in caught)
     assert all(e.curvature_structure_ == "cg" for e in model.estimators_)
+
+
+@pytest.mark.parametrize("chunk", [5, 2**21])
+def test_pair_blocks_by_contributions_match_definition(monkeypatch, chunk):
+    """The pair blocks from the rows' products (many output pairs), in chunks of
+    any size, from rows with unsorted indices and a repeated entry."""
+    from sklearn_ssse import _curvature_cg
+
+    monkeypatch.setattr(_curvature_cg, "CONTRIBUTIONS_PER_CHUNK", chunk)
+    Xt, V = _rows(n_outputs=3, sparse=True)
+    Xt = sp.csr_matrix(Xt)
+    coo = Xt.tocoo()
+    # every row's entries reversed, and the first entry split into two halves
+    order = np.lexsort((-coo.col, coo.row))
+    row, col, data = coo.row[order], coo.col[order], coo.data[order].copy()
+    data[0] /= 2
+    row, col, data = np.r_[row[:1], row], np.r_[col[:1], col], np.r_[data[:1], data]
+    messy = sp.csr_matrix(
+        (data, col, np.searchsorted(row, np.arange(Xt.shape[0] + 1))), shape=Xt.shape
+    )
+    assert not messy.has_canonical_format
+    before = messy.indices.copy()
+    prior = np.full(3 * Xt.shape[1], 0.5)
+    curvature = ConjugateGradientCurvature.from_rows(
+        messy, V, lambda d: (prior, 1.0), np.zeros((len(prior), 0))
+    )
+    e = np.random.default_rng(2).standard_normal(len(prior))
+    assert_allclose(curvature.matvec(e), _definition(Xt, V, prior) @ e, rtol=1e-10)
+    assert_array_equal(messy.indices, before)
