@@ -726,6 +726,14 @@ class ErasableMixin(PartialForgetRequestMixin):
         )
         if ratio is None or ratio <= 1:
             return
+        per_class = ""
+        if structure == "cg" and maths.n_outputs > 1:
+            pairs = maths.n_outputs * (maths.n_outputs + 1) // 2
+            per_class = (
+                f"'cg-class' (without the curvature between classes: {pairs} "
+                f"pair blocks become {maths.n_outputs}, requests and memory "
+                "shrink as much, further from the retrain), "
+            )
         warnings.warn(
             f"a request on this model will likely cost more than refitting it "
             f"(about {ratio:.1f}x the solver's work in this fit, by operation "
@@ -733,10 +741,10 @@ class ErasableMixin(PartialForgetRequestMixin):
             "curvature solved by conjugate gradient, because dense inverse blocks "
             "would not fit or would take far longer to build. Options: "
             "curvature_structure='cg-rows' (the same step from the training rows, "
-            "about 0.1-0.2x a refit on sparse text, but the model then holds the "
-            "remaining training rows), 'blocks' with a block_size (faster, "
-            "further from the retrain), or refitting on each request. Set "
-            "curvature_structure explicitly to silence this warning.",
+            "about 0.05-0.3x a refit on sparse text, but the model then holds the "
+            f"remaining training rows), {per_class}'blocks' with a block_size "
+            "(faster, further from the retrain), or refitting on each request. "
+            "Set curvature_structure explicitly to silence this warning.",
             CostlyErasureWarning,
             stacklevel=_caller_stacklevel(),
         )

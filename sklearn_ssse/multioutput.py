@@ -68,15 +68,25 @@ def _one_cost_warning(n_jobs):
     Each output's ``fit`` warns on its own; forty outputs would give forty
     warnings. When the outputs are fitted one after another in this thread (the
     warnings machinery is not thread-safe), their warnings are recorded and one
-    is issued for all, with the largest estimate; other warnings pass through
-    unchanged.
+    is issued for all, with the first output's estimate; other warnings pass
+    through, once per text and place. Recorded warnings are issued even when a
+    fit fails.
     """
     if effective_n_jobs(n_jobs) != 1:
         yield
         return
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", CostlyErasureWarning)
-        yield
+    caught = []
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", CostlyErasureWarning)
+            yield
+    finally:  # issued even when a fit fails
+        _issue_gathered(caught)
+
+
+def _issue_gathered(caught):
+    """Issue recorded warnings again: one :class:`CostlyErasureWarning` for all,
+    the others once per text and place."""
     costly = [w for w in caught if issubclass(w.category, CostlyErasureWarning)]
     passed = set()  # each other warning once per text and place, as "default"
     for w in caught:

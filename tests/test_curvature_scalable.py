@@ -651,3 +651,36 @@ def test_pair_blocks_by_contributions_match_definition(monkeypatch, chunk):
     e = np.random.default_rng(2).standard_normal(len(prior))
     assert_allclose(curvature.matvec(e), _definition(Xt, V, prior) @ e, rtol=1e-10)
     assert_array_equal(messy.indices, before)
+
+
+def test_multioutput_issues_gathered_warnings_when_a_fit_fails(monkeypatch):
+    """Warnings recorded before a failing output's fit are not swallowed."""
+    from sklearn_ssse import ErasableMultiOutputClassifier, multioutput
+
+    calls = []
+
+    def failing_fit(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("second output fails")
+        warnings.warn("first output's note", UserWarning, stacklevel=2)
+        return self
+
+    monkeypatch.setattr(ErasableLogisticRegression, "fit", failing_fit)
+    X, y = _wide_sparse()
+    model = ErasableMultiOutputClassifier(ErasableLogisticRegression())
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(RuntimeError, match="second output"):
+            with multioutput._one_cost_warning(None):
+                for _ in range(2):
+                    model.estimator.fit(X, y)
+    assert any("first output's note" in str(w.message) for w in caught)
+
+
+def test_cost_warning_names_per_class_blocks_for_many_classes():
+    X, y = _wide_sparse(n_classes=3)
+    with pytest.warns(
+        CostlyErasureWarning, match="'cg-class' .*6 pair blocks become 3"
+    ):
+        ErasableLogisticRegression().fit(X, y)
