@@ -157,24 +157,38 @@ def _pair_values(Xt, V, pairs, indptr, indices, dtype):
     for lo, hi in zip(np.r_[0, cuts + 1], np.r_[cuts + 1, width]):
         if hi <= lo:
             continue
-        mine = np.flatnonzero((Xt.indices >= lo) & (Xt.indices < hi))
-        A = np.repeat(mine, partners[mine])
-        B = A + (
-            np.arange(len(A), dtype=np.int64)
-            - np.repeat(np.cumsum(partners[mine]) - partners[mine], partners[mine])
-        )
         first, last = indptr[lo], indptr[hi]
         keys = np.repeat(
             np.arange(lo, hi, dtype=np.int64), np.diff(indptr[lo : hi + 1])
         )
         keys = keys * width + indices[first:last]
-        where = np.searchsorted(
-            keys, Xt.indices[A].astype(np.int64) * width + Xt.indices[B]
+        mine = np.flatnonzero((Xt.indices >= lo) & (Xt.indices < hi))
+        # one feature alone may pass the chunk (a word in every document): its
+        # entries then go in groups of about CONTRIBUTIONS_PER_CHUNK products
+        reach = np.cumsum(partners[mine])
+        groups = np.searchsorted(
+            reach,
+            np.arange(
+                CONTRIBUTIONS_PER_CHUNK,
+                reach[-1] if len(reach) else 0,
+                CONTRIBUTIONS_PER_CHUNK,
+            ),
         )
-        product = (Xt.data[A] * Xt.data[B]).astype(dtype, copy=False)
-        S = sp.csr_matrix((product, (where, row_of[A])), shape=(last - first, n))
-        del A, B, where, product
-        values[:, first:last] += (S @ weights).T
+        for part in np.split(mine, groups + 1):
+            if not len(part):
+                continue
+            A = np.repeat(part, partners[part])
+            B = A + (
+                np.arange(len(A), dtype=np.int64)
+                - np.repeat(np.cumsum(partners[part]) - partners[part], partners[part])
+            )
+            where = np.searchsorted(
+                keys, Xt.indices[A].astype(np.int64) * width + Xt.indices[B]
+            )
+            product = (Xt.data[A] * Xt.data[B]).astype(dtype, copy=False)
+            S = sp.csr_matrix((product, (where, row_of[A])), shape=(last - first, n))
+            del A, B, where, product
+            values[:, first:last] += (S @ weights).T
     return values
 
 
