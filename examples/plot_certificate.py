@@ -74,7 +74,10 @@ right.set_title("What the budget is compared with")
 left.legend(fontsize=8)
 right.legend(fontsize=8)
 fig.tight_layout()
-out = Path(__file__).resolve().parent / "figures" / "certificate.png"
+# sphinx-gallery runs the example without ``__file__``: then the working directory
+here = Path(__file__).parent if "__file__" in globals() else Path.cwd()
+out = here.resolve() / "figures" / "certificate.png"
+out.parent.mkdir(exist_ok=True)
 fig.savefig(out, dpi=100)
 print(f"saved {out}")
 for curvature, (bound, true, _) in curves.items():
