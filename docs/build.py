@@ -1,7 +1,8 @@
 """Build the documentation: ``python docs/build.py [--no-gallery] [sphinx args]``.
 
 The same as ``python -m sphinx -b html docs docs/_build/html``; ``--no-gallery``
-renders the examples without running them (``-D plot_gallery=0``), as CI does.
+renders the examples without running them (``-D plot_gallery=0``): quicker, for
+editing; CI runs them.
 """
 
 import subprocess
