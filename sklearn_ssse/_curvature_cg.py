@@ -678,6 +678,12 @@ def _dense_row_hashes(X, key):
         return _splitmix(out)
 
 
+def _shares_arrays(A, B):
+    """Whether the sparse ``A`` holds any array of the sparse ``B``."""
+    ours = [A.data, A.indices, A.indptr]
+    return any(np.shares_memory(a, b) for a in ours for b in (B.data, B.indices))
+
+
 def _without_rows(rows, taken):
     """``rows`` (CSR or dense) without the rows ``taken``, as new arrays.
 
@@ -820,12 +826,19 @@ class RowCurvature(ConjugateGradientCurvature):
     ):
         """As :meth:`ConjugateGradientCurvature.from_rows`, for sparse ``Xt``."""
         augment = augment or (lambda rows: rows)
+        # The rows are kept: never the caller's arrays (augmenting without an
+        # intercept returns them), which the caller may change, and which
+        # sum_duplicates would sort in place.
         if sp.issparse(Xt):
             rows = sp.csr_matrix(augment(Xt))
+            if _shares_arrays(rows, Xt):
+                rows = rows.copy()
             rows.sum_duplicates()
             rows.sort_indices()
         else:
             rows = np.ascontiguousarray(augment(Xt))
+            if np.shares_memory(rows, np.asarray(Xt)):
+                rows = rows.copy()
         n, width = rows.shape
         get_v = V if callable(V) else (lambda r: V[r])
         Vall = np.asarray(get_v(slice(0, n)), dtype=rows.dtype)

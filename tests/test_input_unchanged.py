@@ -66,6 +66,14 @@ ESTIMATORS = {
     "mlp": lambda: ErasableMLPClassifier(
         hidden_layer_sizes=(4,), max_iter=30, random_state=0
     ),
+    # without an intercept the augmented rows are the user's own arrays
+    "cg-rows, no intercept": lambda: ErasableLogisticRegression(
+        curvature_structure="cg-rows", fit_intercept=False
+    ),
+    "cg, no intercept": lambda: ErasableLogisticRegression(
+        curvature_structure="cg", fit_intercept=False
+    ),
+    "blocks, no intercept": lambda: ErasableLogisticRegression(fit_intercept=False),
 }
 
 
@@ -191,3 +199,32 @@ def test_the_ledger_knows_a_row_whatever_its_format(dtype):
     expected = ledger.fingerprints(X[:4], y[:4])
     for name, rows in _forms(X[:4]).items():
         assert np.array_equal(ledger.fingerprints(rows, y[:4]), expected), name
+
+
+@pytest.mark.parametrize("sparse", [True, False])
+@pytest.mark.parametrize("fit_intercept", [True, False])
+@pytest.mark.parametrize("structure", ["blocks", "cg", "cg-rows"])
+def test_the_model_holds_no_reference_to_the_users_arrays(
+    structure, fit_intercept, sparse
+):
+    """Changing X after fit changes nothing in the model (it keeps copies)."""
+    X = _unsorted_sparse(np.float64)
+    if not sparse:
+        X = X.toarray()
+    y = np.arange(X.shape[0]) % 2
+    model = ErasableLogisticRegression(
+        curvature_structure=structure, fit_intercept=fit_intercept
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model.fit(X, y)
+    reference = copy.deepcopy(model)
+    (X.data if sparse else X)[...] *= 3.0  # the user reuses the array
+    request = _unsorted_sparse(np.float64)[:3]
+    if not sparse:
+        request = request.toarray()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model.partial_forget(request, y[:3])
+        reference.partial_forget(request, y[:3])
+    np.testing.assert_array_equal(model.coef_, reference.coef_)
