@@ -223,6 +223,7 @@ def main():
         {"curvature": "fisher"},
         {"fit_intercept": False},
         {"curvature_structure": "cg"},
+        {"curvature_structure": "cg-rows"},
     ]
     rows = []
     for name in DATASETS:

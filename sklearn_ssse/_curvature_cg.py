@@ -750,6 +750,10 @@ class RowCurvature(ConjugateGradientCurvature):
         The inverse of each output's own block (:meth:`block_preconditioner`),
         built at the fit and kept through requests; with neither: the
         diagonal's inverse (Jacobi).
+    gram_weights : ndarray of shape (n,) or None
+        ``C w_i`` of each row (its weight in the objective, without the
+        model's curvature): with them :meth:`gram_quadratics` gives the
+        data-free certificate the exact Gram of the remaining rows.
 
     Notes
     -----
@@ -786,9 +790,13 @@ class RowCurvature(ConjugateGradientCurvature):
         data_diagonal=None,
         kronecker=None,
         blocks=None,
+        gram_weights=None,
     ):
         self.rows = sp.csr_matrix(rows) if sp.issparse(rows) else np.asarray(rows)
         self.weights = np.asarray(weights)
+        self.gram_weights = (
+            None if gram_weights is None else np.asarray(gram_weights, np.float64)
+        )
         self._hashes = hashes  # (key, hashes), never pickled
         pairs = [tuple(map(int, p)) for p in pairs]
         if data_diagonal is None:
@@ -1024,7 +1032,8 @@ class RowCurvature(ConjugateGradientCurvature):
         width = int(n_params) // int(n_outputs)
         n_pairs = len(_output_pairs(n_outputs, couple_outputs))
         matrices = int(nnz) * (itemsize + 4) + 4 * (int(n_samples) + 1)
-        per_row = int(n_samples) * (n_pairs * itemsize + 8)  # weights, hash
+        # weights, hash, objective weight
+        per_row = int(n_samples) * (n_pairs * itemsize + 16)
         if couple_outputs and n_outputs > 1:  # the full V_i, for the products
             per_row += int(n_samples) * n_outputs * n_outputs * itemsize
         vectors = 4 * n_outputs * width * itemsize  # prior, diagonals, preconditioner
@@ -1061,7 +1070,30 @@ class RowCurvature(ConjugateGradientCurvature):
             + self._preconditioner.nbytes
             + (0 if self.kronecker is None else sum(a.nbytes for a in self.kronecker))
             + (0 if self.blocks is None else self.blocks.nbytes)
+            + (
+                0
+                if getattr(self, "gram_weights", None) is None
+                else self.gram_weights.nbytes
+            )
         )
+
+    def gram_quadratics(self, *matrices):
+        """``√tr(A G Aᵀ)`` for each ``A`` (``(n_outputs, width)``), with ``G =
+        Σ_i C w_i x̃_i x̃_iᵀ`` the Gram of the rows held, exactly, in one pass over
+        them (float64); ``None`` without ``gram_weights`` (an older pickle)."""
+        weights = getattr(self, "gram_weights", None)
+        if weights is None:
+            return None
+        stacked = np.concatenate(
+            [np.asarray(A, dtype=np.float64).reshape(-1, self.width) for A in matrices]
+        )
+        rows = self.rows if sp.issparse(self.rows) else np.asarray(self.rows)
+        Z = np.asarray(rows @ stacked.T, dtype=np.float64)  # (n, Σ n_outputs)
+        per_column = weights @ (Z * Z)
+        groups = np.cumsum([np.asarray(A).size // self.width for A in matrices])
+        return [
+            float(np.sqrt(part.sum())) for part in np.split(per_column, groups[:-1])
+        ]
 
     @property
     def product_cost(self):
@@ -1278,4 +1310,9 @@ class RowCurvature(ConjugateGradientCurvature):
             data_diagonal=data_diagonal,
             kronecker=self.kronecker,
             blocks=self.blocks,
+            gram_weights=(
+                None
+                if getattr(self, "gram_weights", None) is None
+                else self.gram_weights[keep]
+            ),
         )

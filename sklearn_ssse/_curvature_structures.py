@@ -330,6 +330,8 @@ def build_cg_curvature(
         )
         row_chunk = row_chunk.stop - row_chunk.start
     kept = RowCurvature if structure == "cg-rows" else ConjugateGradientCurvature
+    # The rows kept: their objective weights too, for the certificate's Gram.
+    extra = {"gram_weights": C * weights} if structure == "cg-rows" else {}
     inverse = kept.from_rows(
         X,
         row_weights,
@@ -338,6 +340,7 @@ def build_cg_curvature(
         couple_outputs=structure in ("cg", "cg-rows"),
         row_chunk=row_chunk,
         augment=augment,
+        **extra,
     )
     data_diagonal = inverse.diagonal() - inverse.prior - np.sum(inverse.null**2, 1)
     return inverse, inverse.prior, data_diagonal.astype(np.float64)

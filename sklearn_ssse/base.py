@@ -1447,6 +1447,7 @@ class ErasableMixin(PartialForgetRequestMixin):
                     X=X,
                     removed_weights=fit_weights,
                     solve_residual=solve_residual,
+                    gram_quadratics=getattr(new_inverse, "gram_quadratics", None),
                 )
             certificate["distance_bound"] = distance_bound(
                 certificate["cumulative_gradient_bound"], self._strong_convexity()

@@ -351,6 +351,7 @@ def request_certificate(
     X=None,
     removed_weights=None,
     solve_residual=None,
+    gram_quadratics=None,
 ):
     """The data-free certificate of one request, and the certificate state after it.
 
@@ -390,6 +391,11 @@ def request_certificate(
     solve_residual : ndarray of shape (n_params,) or None
         ``ρ = ĝ − M s`` when ``s`` came from an iterative solve (conjugate
         gradient stops at a tolerance); ``None``: ``s = M⁻¹ĝ`` exactly.
+    gram_quadratics : callable or None
+        ``(A, B) ↦ [√tr(A G Aᵀ), √tr(B G Bᵀ)]`` with ``G`` the exact Gram of
+        the rows remaining after the request (a structure that keeps them:
+        ``"cg-rows"``), or ``None``; used where no Gram is stored, the
+        smaller of it and the diagonal's bounds being taken.
 
     Returns
     -------
@@ -441,6 +447,9 @@ def request_certificate(
         drift_quad = min(
             _diagonal_quadratic(diagonal, Drift), np.sqrt(norm) * _fro(Drift)
         )
+        exact = None if gram_quadratics is None else gram_quadratics(Delta, Drift)
+        if exact is not None:  # the remaining rows' Gram itself
+            quad, drift_quad = min(quad, exact[0]), min(drift_quad, exact[1])
 
     # 1. The step term ĝ + H*δ.
     penalty_part = gradient + cert.penalty * delta

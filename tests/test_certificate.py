@@ -355,3 +355,38 @@ def test_top_eigenvalue_bound_is_an_upper_bound(d):
     G = (Q * spectrum) @ Q.T
     G = (G + G.T) / 2
     assert top_eigenvalue_bound(G) >= np.linalg.eigvalsh(G)[-1]
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+def test_cg_rows_certificate_uses_the_remaining_rows_gram(sparse):
+    """ "cg-rows" keeps the rows: its Taylor term uses their exact Gram, so its
+    bound holds and is no looser than "cg"'s (the same step, the Gram's diagonal
+    alone), and the Gram it uses is that of the rows left after each request."""
+    import scipy.sparse as sp
+
+    X, y = _data("breast_cancer")
+    Xf = sp.csr_matrix(X) if sparse else X
+    bounds, alive = {}, np.ones(len(y), dtype=bool)
+    models = {
+        s: ErasableLogisticRegression(
+            max_iter=5000, tol=1e-8, curvature_structure=s
+        ).fit(Xf, y)
+        for s in ("cg", "cg-rows")
+    }
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RefitRecommendedWarning)
+        for rows in _requests(len(y), max(2, len(y) // 50), 4):
+            alive[rows] = False
+            for structure, model in models.items():
+                model.partial_forget(Xf[rows], y[rows])
+                bounds[structure] = model.request_records_[-1].certificate[
+                    "cumulative_gradient_bound"
+                ]
+            true = _true_gradient(models["cg-rows"], X[alive], y[alive])
+            assert true <= bounds["cg-rows"] <= bounds["cg"] * (1 + 1e-9)
+    curvature = models["cg-rows"].erasure_state_.curvature
+    A = np.random.default_rng(0).standard_normal((1, X.shape[1] + 1))
+    Xt = np.hstack([X[alive], np.ones((alive.sum(), 1))])
+    C = models["cg-rows"].C
+    expected = np.sqrt(C * np.sum((Xt @ A.T) ** 2))
+    assert curvature.gram_quadratics(A)[0] == pytest.approx(expected, rel=1e-10)
