@@ -38,7 +38,7 @@ import scipy.sparse as sp
 from scipy.linalg import cho_factor, cho_solve
 
 from ._curvature import CurvatureInverse
-from ._linalg import weighted_column_squares
+from ._linalg import canonical_csr, weighted_column_squares
 
 __all__ = [
     "ConjugateGradientCurvature",
@@ -133,9 +133,7 @@ def _pair_values(Xt, V, pairs, indptr, indices, dtype):
     dtype : dtype
         Of the sums and the returned values.
     """
-    if not Xt.has_canonical_format:  # sorted rows, no repeats: on a copy
-        Xt = Xt.copy()
-        Xt.sum_duplicates()
+    Xt = canonical_csr(Xt)  # sorted rows, no repeats
     n, width = Xt.shape
     a_of, b_of = np.array(pairs, dtype=np.intp).reshape(-1, 2).T
     weights = np.ascontiguousarray(V[:, a_of, b_of], dtype=dtype)
@@ -634,11 +632,7 @@ def row_hashes(X, key=0):
     """
     if not sp.issparse(X):
         return _dense_row_hashes(np.asarray(X), key)
-    X = sp.csr_matrix(X)
-    if not X.has_canonical_format or not np.all(X.data):  # never in place on X
-        X = X.copy()
-        X.sum_duplicates()
-        X.eliminate_zeros()
+    X = canonical_csr(X, drop_zeros=True)
     values = X.data.astype(np.float64) + 0.0  # -0.0 → 0.0
     with np.errstate(over="ignore"):
         keys = _splitmix(

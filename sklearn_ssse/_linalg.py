@@ -21,6 +21,7 @@ __all__ = [
     "add_sparse_into",
     "scale_rows",
     "as_dense",
+    "canonical_csr",
     "weighted_column_squares",
     "symmetrize_from_lower",
     "spd_inverse",
@@ -155,6 +156,21 @@ def as_dense(matrix):
     return matrix.toarray() if sp.issparse(matrix) else np.asarray(matrix)
 
 
+def canonical_csr(X, drop_zeros=False):
+    """``X`` as CSR with sorted indices and no repeated entries (and, with
+    ``drop_zeros``, no stored zeros): ``X`` itself when it already is, else a
+    copy. Never modifies ``X``: scipy canonicalises in place, which on the
+    caller's matrix (or one sharing its arrays) changes or corrupts it."""
+    X = sp.csr_matrix(X)
+    if X.has_canonical_format and not (drop_zeros and not np.all(X.data)):
+        return X
+    X = X.copy()
+    X.sum_duplicates()
+    if drop_zeros:
+        X.eliminate_zeros()
+    return X
+
+
 def weighted_column_squares(rows, weights):
     """``out[c, j] = Σ_i weights[i, c] · rows[i, j]²`` in float64.
 
@@ -175,10 +191,7 @@ def weighted_column_squares(rows, weights):
     if not sp.issparse(rows):
         rows = np.asarray(rows, dtype=np.float64)
         return np.einsum("ic,ij,ij->cj", weights, rows, rows)
-    rows = sp.csr_matrix(rows)
-    if not rows.has_canonical_format:  # repeated entries add up first (a copy)
-        rows = rows.copy()
-        rows.sum_duplicates()
+    rows = canonical_csr(rows)  # repeated entries add up first
     squares = np.square(rows.data, dtype=np.float64)
     owner = np.repeat(np.arange(rows.shape[0]), np.diff(rows.indptr))
     width = rows.shape[1]

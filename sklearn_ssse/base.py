@@ -53,7 +53,12 @@ from ._curvature_structures import (
     request_cost_ratio,
     select_structure,
 )
-from ._linalg import SPAN_MAX_ROWS, row_span, weighted_column_squares
+from ._linalg import (
+    SPAN_MAX_ROWS,
+    canonical_csr,
+    row_span,
+    weighted_column_squares,
+)
 from ._state import (
     STATE_FORMAT_VERSION,
     ErasureState,
@@ -144,10 +149,7 @@ def _row_norms(X):
         X = xp.astype(X, _max_precision_float_dtype(xp, device))
         return xp.sqrt(xp.sum(X * X, axis=1))
     if sp.issparse(X):
-        X = sp.csr_matrix(X)
-        if not X.has_canonical_format:  # duplicates add up first (on a copy)
-            X = X.copy()
-            X.sum_duplicates()
+        X = canonical_csr(X)  # repeated entries add up first
         squares = np.square(X.data, dtype=np.float64)
         sums = np.zeros(X.shape[0])
         filled = np.flatnonzero(np.diff(X.indptr))
