@@ -287,8 +287,11 @@ class ConjugateGradientCurvature(CurvatureInverse):
             diagonal and the scale of the null term, from the data term's diagonal.
         null : ndarray of shape (n_params, r)
             Unit flat directions (scaled by ``null_scale``).
-        couple_outputs : bool, default=True
-            Whether the blocks between different outputs are kept.
+        couple_outputs : bool or callable, default=True
+            Whether the blocks between different outputs are kept, or a callable
+            ``couple_outputs(pattern_nnz) -> bool`` deciding it from the number of
+            stored entries per pair block (``nnz(triu(X̃ᵀX̃))`` for sparse rows,
+            ``width²`` for dense), before any pair's values are computed.
         row_chunk : int or None
             Rows per chunk for dense data (all at once when ``None``).
         augment : callable or None
@@ -302,14 +305,17 @@ class ConjugateGradientCurvature(CurvatureInverse):
         width = augment(Xt[:1]).shape[1]
         get_v = V if callable(V) else (lambda rows: V[rows])
         n_outputs = get_v(slice(0, 1)).shape[1]
-        pairs = _output_pairs(n_outputs, couple_outputs)
         dtype = Xt.dtype
+        decide = couple_outputs if callable(couple_outputs) else None
         if sp.issparse(Xt):
             Xt = sp.csr_matrix(augment(Xt))
             binary = Xt.copy()
             binary.data[:] = 1
             pattern = _upper_gram(binary, np.ones(n, dtype=dtype))
             indptr, indices = pattern.indptr, pattern.indices
+            if decide is not None:
+                couple_outputs = bool(decide(len(indices)))
+            pairs = _output_pairs(n_outputs, couple_outputs)
             Vall = get_v(slice(0, n))
             if len(pairs) >= PAIRS_BY_CONTRIBUTIONS:
                 values = _pair_values(Xt, Vall, pairs, indptr, indices, dtype)
@@ -328,6 +334,9 @@ class ConjugateGradientCurvature(CurvatureInverse):
                 ] = W.data
             pattern = (indptr, indices)
         else:
+            if decide is not None:
+                couple_outputs = bool(decide(width * width))
+            pairs = _output_pairs(n_outputs, couple_outputs)
             pattern = None
             values = np.zeros((len(pairs), width, width), dtype=dtype)
             step = n if row_chunk is None else max(int(row_chunk), 1)

@@ -16,7 +16,10 @@
   and to apply, but **the model then contains the remaining training rows**.
 - ``"auto"``: the first that fits the memory budget of
   :func:`structure_candidates`' list: ``"blocks"``, ``"cg"``, ``"cg-class"``,
-  with ``"cg"`` first on sparse data whose dense blocks would be large.
+  with ``"cg"`` first on sparse data whose dense blocks would be large; and
+  ``"cg"`` with several classes becomes ``"cg-class"`` when a request on the
+  pair blocks might cost about as much as the fit's solver or more
+  (:func:`class_coupling_rule`).
 """
 
 import numpy as np
@@ -39,10 +42,12 @@ from ._memory import (
 )
 
 __all__ = [
+    "COSTLY_REQUEST_RATIO",
     "STRUCTURES",
     "build_cg_curvature",
     "cg_estimate",
     "choose_structure",
+    "class_coupling_rule",
     "request_cost_ratio",
     "select_structure",
     "structure_candidates",
@@ -63,6 +68,12 @@ TYPICAL_CG_PRODUCTS = 10
 # searches, the exp/log of every row) costs about as much as this many
 # multiply-adds of a stored product (measured 5–8 on the docstring corpus).
 SOLVER_PASS_COST = 7
+# An estimate above this may be a request that costs as much as a refit or more:
+# the model errs by up to about 2.5x either way (estimates 0.8 and 0.9 were
+# one-row requests of 1.1x and 1.3-2.4x the refit on the docstring corpus).
+# "auto" then drops the curvature between classes (:func:`class_coupling_rule`)
+# and ``fit`` warns if the chosen structure is still above it.
+COSTLY_REQUEST_RATIO = 0.5
 
 
 def _augmented_nnz(X, fit_intercept):
@@ -284,15 +295,74 @@ def request_cost_ratio(curvature, X, n_outputs, n_iter, fit_intercept=True):
     cost = getattr(curvature, "product_cost", None)
     if cost is None or not n_iter:
         return None
+    return TYPICAL_CG_PRODUCTS * cost / _solver_cost(X, n_outputs, n_iter, fit_intercept)
+
+
+def _solver_cost(X, n_outputs, n_iter, fit_intercept):
+    """The solver's work in :func:`request_cost_ratio`'s units (at least 1)."""
     entries = _augmented_nnz(X, fit_intercept)
     if entries is None:
         entries = X.shape[0] * (X.shape[1] + int(fit_intercept))
-    refit = SOLVER_PASS_COST * 2 * int(n_iter) * entries * int(n_outputs)
-    return TYPICAL_CG_PRODUCTS * cost / max(refit, 1)
+    return max(SOLVER_PASS_COST * 2 * int(n_iter) * entries * int(n_outputs), 1)
+
+
+def class_coupling_rule(X, n_outputs, n_iter, fit_intercept=True):
+    """How ``"auto"`` decides to keep the curvature between classes in ``"cg"``.
+
+    Returns the ``couple_outputs`` callable of
+    :meth:`~sklearn_ssse._curvature_cg.ConjugateGradientCurvature.from_rows`:
+    given the entries of one pair block (known once the sparse pattern is built,
+    before any pair's values), it keeps the ``n_outputs (n_outputs + 1) / 2``
+    pair blocks while a request on them is estimated
+    (:func:`request_cost_ratio`'s model) to cost at most
+    :data:`COSTLY_REQUEST_RATIO` times the fit's solver, and otherwise keeps only
+    the ``n_outputs`` class blocks
+    (``"cg-class"``): ``(n_outputs + 1) / 2`` times less memory and work per
+    product, at a larger distance to the refit (0.103 against 0.025 on 6-class
+    docstrings, 28 000 features; see ``docs/curvature.md``). A model whose
+    requests would cost more than a refit even so still warns
+    (:class:`~sklearn_ssse.exceptions.CostlyErasureWarning`).
+
+    Parameters
+    ----------
+    X : {ndarray, sparse matrix} of shape (n_samples, n_features)
+        The training rows.
+    n_outputs : int
+        Columns of the solver's parameter matrix (the classes).
+    n_iter : int
+        Iterations the solver took.
+    fit_intercept : bool, default=True
+
+    Returns
+    -------
+    callable
+        ``couple(pattern_nnz) -> bool``.
+    """
+    solver = _solver_cost(X, n_outputs, max(int(n_iter), 1), fit_intercept)
+    # ConjugateGradientCurvature.product_cost with every pair kept: n_outputs²
+    # columns over each block (both triangles of a sparse one).
+    per_entry = 2 if sp.issparse(X) else 1
+
+    def couple(pattern_nnz):
+        cost = per_entry * n_outputs * n_outputs * int(pattern_nnz)
+        return TYPICAL_CG_PRODUCTS * cost <= COSTLY_REQUEST_RATIO * solver
+
+    return couple
 
 
 def build_cg_curvature(
-    maths, X, y, weights, theta, active, kind, C, damping, damped, structure
+    maths,
+    X,
+    y,
+    weights,
+    theta,
+    active,
+    kind,
+    C,
+    damping,
+    damped,
+    structure,
+    couple_outputs=None,
 ):
     """Build the ``"cg"`` / ``"cg-class"`` curvature at ``theta``.
 
@@ -300,6 +370,9 @@ def build_cg_curvature(
     data term's diagonal, as
     ``ErasableMixin._fit_erasure_state`` does for blocks (floor
     ``√eps × mean diag`` of the data term, flat directions at that scale).
+    ``couple_outputs`` (a callable of :func:`class_coupling_rule`) lets ``"cg"``
+    drop the blocks between classes once the pattern is known; the built
+    structure's ``pairs`` say which it kept.
     """
     if not hasattr(maths, "kronecker_weights"):
         raise ValueError(
@@ -337,7 +410,11 @@ def build_cg_curvature(
         row_weights,
         prior_fn,
         null,
-        couple_outputs=structure in ("cg", "cg-rows"),
+        couple_outputs=(
+            couple_outputs
+            if couple_outputs is not None and structure == "cg"
+            else structure in ("cg", "cg-rows")
+        ),
         row_chunk=row_chunk,
         augment=augment,
         **extra,

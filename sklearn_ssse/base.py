@@ -49,6 +49,8 @@ from ._curvature import BlockDiagonalInverse, block_bounds
 from ._curvature_cg import rows_product
 from ._curvature_structures import (
     build_cg_curvature,
+    COSTLY_REQUEST_RATIO,
+    class_coupling_rule,
     downdate_rows,
     request_cost_ratio,
     select_structure,
@@ -567,6 +569,17 @@ class ErasableMixin(PartialForgetRequestMixin):
                     f"curvature_structure={structure!r} stores the exact curvature; "
                     "fisher_batch_size > 1 needs curvature_structure='blocks'"
                 )
+            coupling = None
+            n_iter = getattr(self, "n_iter_", None)
+            if (
+                structure == "cg"
+                and getattr(self, "curvature_structure", None) == "auto"
+                and maths.n_outputs > 1
+                and n_iter is not None
+            ):  # the pair blocks between classes only while requests stay cheap
+                coupling = class_coupling_rule(
+                    X, maths.n_outputs, int(np.max(n_iter)), maths.fit_intercept
+                )
             curvature, prior, data_diagonal = build_cg_curvature(
                 maths,
                 X,
@@ -579,7 +592,11 @@ class ErasableMixin(PartialForgetRequestMixin):
                 self._damping_value(penalty_strength, None, C),
                 self._damping_mask(penalized),
                 structure,
+                couple_outputs=coupling,
             )
+            if structure == "cg" and coupling is not None:
+                if len(curvature.pairs) == maths.n_outputs:  # classes uncoupled
+                    structure = "cg-class"
         elif index is None and self.fisher_batch_size == 1 and fused:
             # One pass over the rows for the blocks and the gradient sums.
             blocks, class_sums = maths.curvature_blocks_and_gradient_sums(
@@ -717,7 +734,8 @@ class ErasableMixin(PartialForgetRequestMixin):
 
     def _warn_if_costly(self, structure, curvature, X, maths):
         """:class:`CostlyErasureWarning` when ``"auto"`` chose a ``"cg"`` structure
-        whose requests likely cost more than this fit's solver did."""
+        whose requests may cost as much as this fit's solver did or more
+        (estimated above ``COSTLY_REQUEST_RATIO``)."""
         if getattr(self, "curvature_structure", None) != "auto":
             return  # chosen by hand: the user knows the trade
         n_iter = getattr(self, "n_iter_", None)
@@ -726,25 +744,25 @@ class ErasableMixin(PartialForgetRequestMixin):
         ratio = request_cost_ratio(
             curvature, X, maths.n_outputs, int(np.max(n_iter)), maths.fit_intercept
         )
-        if ratio is None or ratio <= 1:
+        if ratio is None or ratio <= COSTLY_REQUEST_RATIO:
             return
-        per_class = ""
-        if structure == "cg" and maths.n_outputs > 1:
-            pairs = maths.n_outputs * (maths.n_outputs + 1) // 2
-            per_class = (
-                f"'cg-class' (without the curvature between classes: {pairs} "
-                f"pair blocks become {maths.n_outputs}, requests and memory "
-                "shrink as much, further from the retrain), "
-            )
+        # (With several classes, "auto" has already dropped the curvature between
+        # them when it was costly: class_coupling_rule, the same estimate.)
         warnings.warn(
-            f"a request on this model will likely cost more than refitting it "
-            f"(about {ratio:.1f}x the solver's work in this fit, by operation "
-            f"count): curvature_structure='auto' chose {structure!r}, the exact "
-            "curvature solved by conjugate gradient, because dense inverse blocks "
+            f"a request on this model may cost as much as refitting it or more "
+            f"(about {ratio:.1f}x the solver's work in this fit, by an operation "
+            "count that errs by up to 2.5x either way): "
+            f"curvature_structure='auto' chose {structure!r}, "
+            + (
+                "each class's curvature (without the terms between classes) "
+                if structure == "cg-class"
+                else "the exact curvature "
+            )
+            + "solved by conjugate gradient, because dense inverse blocks "
             "would not fit or would take far longer to build. Options: "
             "curvature_structure='cg-rows' (the same step from the training rows, "
             "about 0.05-0.3x a refit on sparse text, but the model then holds the "
-            f"remaining training rows), {per_class}'blocks' with a block_size "
+            "remaining training rows), 'blocks' with a block_size "
             "(faster, further from the retrain), or refitting on each request. "
             "Set curvature_structure explicitly to silence this warning.",
             CostlyErasureWarning,

@@ -21,7 +21,7 @@ keep working. Its subclasses tell the reasons apart:
 
 Warnings: :class:`RefitRecommendedWarning` (a request passed the certificate's
 budget), :class:`CostlyErasureWarning` (``fit`` chose a structure whose requests
-will likely cost more than a refit) and :class:`InconsistentStateVersionWarning`.
+may cost as much as a refit or more) and :class:`InconsistentStateVersionWarning`.
 
 In every case the model is left exactly as it was.
 """
@@ -89,14 +89,14 @@ class RefitRecommendedWarning(UserWarning):
 
 
 class CostlyErasureWarning(UserWarning):
-    """``curvature_structure="auto"`` chose a structure whose requests will likely
-    cost more than refitting the model.
+    """``curvature_structure="auto"`` chose a structure whose requests may cost
+    as much as refitting the model or more.
 
     Raised by ``fit`` (the model is fitted and takes requests). The estimate
     counts the operations of a typical request (a dozen products with the stored
     curvature) against those of the solver's run in this ``fit``; it is right to
-    within a factor of about 2.5 on sparse text. Choose ``curvature_structure``
-    explicitly to silence it.
+    within a factor of about 2.5 on sparse text, so it warns from half a refit's
+    work up. Choose ``curvature_structure`` explicitly to silence it.
     """
 
 

@@ -184,10 +184,13 @@ random_state, solver, max_iter, warm_start, n_jobs
         when the dense blocks would store more than it and at least one block of
         2 048 coordinates);
         never ``"cg-rows"``. The check before the solver and the build make the
-        same choice. Chosen at ``fit`` (``curvature_structure_``); when it is
-        a ``"cg"`` structure whose requests would likely cost more than a
-        refit (counted in operations against the solver's), ``fit`` warns
-        with :class:`~sklearn_ssse.exceptions.CostlyErasureWarning`.
+        same choice, except that ``"cg"`` with several classes becomes
+        ``"cg-class"`` when a request on its pair blocks might cost half a
+        refit or more (counted in operations against the solver's, once the
+        sparse pattern is known). Chosen at ``fit`` (``curvature_structure_``);
+        when the chosen ``"cg"`` structure's requests might still cost that
+        much, ``fit`` warns with
+        :class:`~sklearn_ssse.exceptions.CostlyErasureWarning`.
 
     removal_noise : float or None, default=None
         Opt-in **certified removal** (objective perturbation, Guo et al. 2020,

@@ -678,9 +678,54 @@ def test_multioutput_issues_gathered_warnings_when_a_fit_fails(monkeypatch):
     assert any("first output's note" in str(w.message) for w in caught)
 
 
-def test_cost_warning_names_per_class_blocks_for_many_classes():
+def test_auto_drops_the_curvature_between_classes_when_requests_would_be_costly():
+    """With several classes, "auto" keeps only the class blocks when a request on
+    the pair blocks would cost about a refit or more; still costly, it warns."""
     X, y = _wide_sparse(n_classes=3)
-    with pytest.warns(
-        CostlyErasureWarning, match="'cg-class' .*6 pair blocks become 3"
-    ):
-        ErasableLogisticRegression().fit(X, y)
+    with pytest.warns(CostlyErasureWarning, match="chose 'cg-class'"):
+        auto = ErasableLogisticRegression().fit(X, y)
+    assert auto.curvature_structure_ == "cg-class"
+    assert auto.erasure_state_.curvature.pairs == [(0, 0), (1, 1), (2, 2)]
+    by_hand = ErasableLogisticRegression(curvature_structure="cg-class").fit(X, y)
+    assert_allclose(
+        auto.erasure_state_.curvature.values, by_hand.erasure_state_.curvature.values
+    )
+    auto.partial_forget(X[:3], y[:3])
+    by_hand.partial_forget(X[:3], y[:3])
+    assert_allclose(auto.coef_, by_hand.coef_)
+    # named by hand, "cg" keeps every pair of classes
+    coupled = ErasableLogisticRegression(curvature_structure="cg").fit(X, y)
+    assert len(coupled.erasure_state_.curvature.pairs) == 6
+
+
+def test_auto_keeps_the_curvature_between_classes_when_requests_are_cheap(
+    monkeypatch,
+):
+    from sklearn_ssse import _curvature_structures
+
+    monkeypatch.setattr(_curvature_structures, "COSTLY_REQUEST_RATIO", 1e12)
+    X, y = _wide_sparse(n_classes=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CostlyErasureWarning)
+        auto = ErasableLogisticRegression().fit(X, y)
+    assert auto.curvature_structure_ == "cg"
+    assert len(auto.erasure_state_.curvature.pairs) == 6
+
+
+@pytest.mark.parametrize("sparse", [True, False])
+def test_class_coupling_rule_compares_pair_products_with_the_solver(sparse):
+    from sklearn_ssse._curvature_structures import (
+        COSTLY_REQUEST_RATIO,
+        class_coupling_rule,
+    )
+
+    X, _ = _wide_sparse()
+    if not sparse:
+        X = X[:, :50].toarray()
+    entries = X.nnz + X.shape[0] if sparse else X.shape[0] * (X.shape[1] + 1)
+    solver = SOLVER_PASS_COST * 2 * 7 * entries * 4
+    per_entry = (2 if sparse else 1) * 16 * TYPICAL_CG_PRODUCTS
+    couple = class_coupling_rule(X, 4, 7)
+    largest = int(COSTLY_REQUEST_RATIO * solver // per_entry)
+    assert couple(largest) and not couple(largest + 1)
+    assert couple(0)
