@@ -98,20 +98,23 @@ def _upper_gram(Xt, v):
     return W
 
 
-# From this many pairs of outputs on, the pair blocks' values come from one pass
-# over the rows' products (:func:`_pair_values`) instead of one sparse product per
-# pair (scipy's SpGEMM costs ~60 ns per product it makes: 21 pairs of a 6-class
-# text model took ~25 s of a 27 s fit).
-PAIRS_BY_CONTRIBUTIONS = 3
+# From this many columns of values on (the pair blocks, and "cg"'s certificate
+# Gram), they come from one pass over the rows' products (:func:`_pair_values`)
+# instead of one sparse product per column (scipy's SpGEMM costs ~60 ns per
+# product it makes: 21 pairs of a 6-class text model took ~25 s of a 27 s fit;
+# binary text with its Gram: one pass as fast as the two products on 28 000
+# features, 10 % slower on 7 700).
+PAIRS_BY_CONTRIBUTIONS = 2
 # Row products ``x̃_ij x̃_il`` (j ≤ l) handled at once by :func:`_pair_values`
 # (about 60 bytes of temporaries each, and the pairs' sums of the pattern
 # entries they touch).
 CONTRIBUTIONS_PER_CHUNK = 2**20
 
 
-def _pair_values(Xt, V, pairs, indptr, indices, dtype):
-    """The values of every pair block ``triu(X̃ᵀ diag(V[:, a, b]) X̃)`` over the
-    shared pattern ``(indptr, indices)``, ``(n_pairs, nnz)``.
+def _pair_values(Xt, weights, indptr, indices, dtype):
+    """The values of ``triu(X̃ᵀ diag(w) X̃)`` for every column ``w`` of ``weights``
+    over the shared pattern ``(indptr, indices)``, ``(n_columns, nnz)``: the pair
+    blocks (``w = V[:, a, b]``), and the certificate's Gram.
 
     Each row's products ``x̃_ij x̃_il`` (``j ≤ l``) are listed once and located
     in the pattern once (a binary search); for a range of pattern rows ``j``
@@ -126,8 +129,8 @@ def _pair_values(Xt, V, pairs, indptr, indices, dtype):
     ----------
     Xt : scipy.sparse.csr_matrix of shape (n, width)
         The augmented rows (made canonical on a copy if they are not).
-    V : ndarray of shape (n, n_outputs, n_outputs)
-    pairs : list of (int, int)
+    weights : ndarray of shape (n, n_columns)
+        One weight per row and column.
     indptr, indices : ndarray
         The upper-triangular CSR pattern (canonical) holding every product.
     dtype : dtype
@@ -135,9 +138,8 @@ def _pair_values(Xt, V, pairs, indptr, indices, dtype):
     """
     Xt = canonical_csr(Xt)  # sorted rows, no repeats
     n, width = Xt.shape
-    a_of, b_of = np.array(pairs, dtype=np.intp).reshape(-1, 2).T
-    weights = np.ascontiguousarray(V[:, a_of, b_of], dtype=dtype)
-    values = np.zeros((len(pairs), len(indices)), dtype=dtype)
+    weights = np.ascontiguousarray(weights, dtype=dtype).reshape(n, -1)
+    values = np.zeros((weights.shape[1], len(indices)), dtype=dtype)
     # Every stored entry of X̃ pairs with itself and the entries after it in its
     # row: split the pattern's rows (features) into ranges of about
     # CONTRIBUTIONS_PER_CHUNK such products.
@@ -224,6 +226,11 @@ class ConjugateGradientCurvature(CurvatureInverse):
         the exact solve (1e-3: 30 products).
     max_iter : int, default=500
         CG iterations at most.
+    gram_values : ndarray or None, default=None
+        The certificate's Gram at ``fit``, ``G = Σ_i C w_i x̃_i x̃_iᵀ`` over the
+        training rows, in the layout of one block of ``values`` (``(width,
+        width)`` dense, ``(nnz,)`` over ``pattern``): never downdated (the
+        Gram of the remaining rows is below it), read by :meth:`gram_quadratics`.
     """
 
     # Accepts ``downdated(rows=(X̃_S, V_S))``: the engine passes rows, not factors.
@@ -240,12 +247,14 @@ class ConjugateGradientCurvature(CurvatureInverse):
         null,
         rtol=1e-2,
         max_iter=500,
+        gram_values=None,
     ):
         self.n_outputs = int(n_outputs)
         self.width = int(width)
         self.pairs = [tuple(map(int, p)) for p in pairs]
         self.values = values
         self.pattern = pattern
+        self.gram_values = gram_values
         self.prior = prior
         self.null = null
         self.rtol = float(rtol)
@@ -270,6 +279,7 @@ class ConjugateGradientCurvature(CurvatureInverse):
         couple_outputs=True,
         row_chunk=None,
         augment=None,
+        gram_weights=None,
         **kwargs,
     ):
         """Build from the augmented training rows and their weights.
@@ -297,6 +307,11 @@ class ConjugateGradientCurvature(CurvatureInverse):
         augment : callable or None
             Applied to ``Xt`` (sparse) or to each chunk of its rows (dense) first,
             e.g. to append the intercept column without copying all of ``X``.
+        gram_weights : ndarray of shape (n,) or None
+            ``C w_i`` per row: with coupled outputs (the exact Hessian), the
+            certificate's Gram ``G = Σ_i C w_i x̃_i x̃_iᵀ`` is kept too, over the
+            same pattern (``gram_values``; :meth:`gram_quadratics`), computed in
+            the same pass as the blocks.
         **kwargs
             ``rtol``, ``max_iter``.
         """
@@ -316,35 +331,44 @@ class ConjugateGradientCurvature(CurvatureInverse):
             if decide is not None:
                 couple_outputs = bool(decide(len(indices)))
             pairs = _output_pairs(n_outputs, couple_outputs)
-            Vall = get_v(slice(0, n))
-            if len(pairs) >= PAIRS_BY_CONTRIBUTIONS:
-                values = _pair_values(Xt, Vall, pairs, indptr, indices, dtype)
-                pairs_left = []
+            keep_gram = gram_weights is not None and bool(couple_outputs)
+            a_of, b_of = np.array(pairs, dtype=np.intp).reshape(-1, 2).T
+            columns = get_v(slice(0, n))[:, a_of, b_of]
+            if keep_gram:
+                columns = np.column_stack([columns, gram_weights])
+            columns = np.ascontiguousarray(columns, dtype=dtype)
+            if columns.shape[1] >= PAIRS_BY_CONTRIBUTIONS:
+                values = _pair_values(Xt, columns, indptr, indices, dtype)
             else:
-                values = np.zeros((len(pairs), len(indices)), dtype=dtype)
-                pairs_left = pairs
-            for p, (a, b) in enumerate(pairs_left):
-                W = _upper_gram(Xt, Vall[:, a, b])
-                if np.array_equal(W.indptr, indptr):  # same pattern: no lookup
-                    values[p] = W.data
-                    continue
-                rows = np.repeat(np.arange(width), np.diff(W.indptr))
-                values[
-                    p, _pattern_positions(indptr, indices, width, rows, W.indices)
-                ] = W.data
+                values = np.zeros((columns.shape[1], len(indices)), dtype=dtype)
+                for p in range(columns.shape[1]):
+                    W = _upper_gram(Xt, columns[:, p])
+                    if np.array_equal(W.indptr, indptr):  # same pattern: no lookup
+                        values[p] = W.data
+                        continue
+                    rows = np.repeat(np.arange(width), np.diff(W.indptr))
+                    values[
+                        p, _pattern_positions(indptr, indices, width, rows, W.indices)
+                    ] = W.data
+            gram = values[-1] if keep_gram else None
+            values = values[: len(pairs)]
             pattern = (indptr, indices)
         else:
             if decide is not None:
                 couple_outputs = bool(decide(width * width))
             pairs = _output_pairs(n_outputs, couple_outputs)
+            keep_gram = gram_weights is not None and bool(couple_outputs)
             pattern = None
             values = np.zeros((len(pairs), width, width), dtype=dtype)
+            gram = np.zeros((width, width), dtype=dtype) if keep_gram else None
             step = n if row_chunk is None else max(int(row_chunk), 1)
             for start in range(0, n, step):
                 rows = slice(start, min(start + step, n))
                 Xc, Vc = augment(Xt[rows]), get_v(rows)
                 for p, (a, b) in enumerate(pairs):
                     values[p] += (Xc.T * Vc[:, a, b]) @ Xc
+                if keep_gram:
+                    gram += (Xc.T * gram_weights[rows].astype(dtype)) @ Xc
         diagonal = cls._data_diagonal(values, pattern, pairs, n_outputs, width)
         prior, null_scale = prior_fn(diagonal)
         null = np.asarray(null, dtype=dtype) * np.sqrt(null_scale).astype(dtype)
@@ -356,6 +380,7 @@ class ConjugateGradientCurvature(CurvatureInverse):
             pattern,
             np.asarray(prior, dtype=dtype),
             null,
+            gram_values=gram,
             **kwargs,
         )
 
@@ -381,17 +406,25 @@ class ConjugateGradientCurvature(CurvatureInverse):
 
     @classmethod
     def estimate_nbytes(
-        cls, n_params, dtype, *, n_outputs=1, pattern_nnz=None, couple_outputs=True
+        cls,
+        n_params,
+        dtype,
+        *,
+        n_outputs=1,
+        pattern_nnz=None,
+        couple_outputs=True,
+        gram=False,
     ):
         """Bytes stored for ``n_params = n_outputs × width`` coordinates.
 
         ``pattern_nnz``: entries of ``triu(X̃ᵀX̃)`` for sparse data (an upper
         bound such as ``Σ_i q_i (q_i + 1) / 2``, ``q_i`` the non-zeros of row
-        ``i``, will do); ``None``: dense data.
+        ``i``, will do); ``None``: dense data. ``gram``: the certificate's Gram
+        is kept too (one more block of values).
         """
         itemsize = np.dtype(dtype).itemsize
         width = int(n_params) // int(n_outputs)
-        n_pairs = len(_output_pairs(n_outputs, couple_outputs))
+        n_pairs = len(_output_pairs(n_outputs, couple_outputs)) + int(bool(gram))
         vectors = 4 * n_outputs * width * itemsize  # prior, diagonal, CG's vectors
         if pattern_nnz is None:  # the pair blocks and each output's factor
             return int((n_pairs + n_outputs) * width * width * itemsize + vectors)
@@ -410,6 +443,8 @@ class ConjugateGradientCurvature(CurvatureInverse):
     @property
     def nbytes(self):
         total = self.values.nbytes + self.prior.nbytes + self.null.nbytes
+        if getattr(self, "gram_values", None) is not None:
+            total += self.gram_values.nbytes
         if self.pattern is not None:
             total += sum(a.nbytes for a in self.pattern)
         if isinstance(self._preconditioner, list):
@@ -595,7 +630,52 @@ class ConjugateGradientCurvature(CurvatureInverse):
             self.null,
             rtol=self.rtol,
             max_iter=self.max_iter,
+            gram_values=getattr(self, "gram_values", None),  # the fit's: shared
         )
+
+    def gram_quadratics(self, *matrices, removed=None):
+        """``√tr(A (G_fit − Y_Sᵀ Y_S) Aᵀ)`` for each ``A`` (``(n_outputs, width)``).
+
+        ``G_fit`` is the certificate's Gram of the training rows at ``fit``;
+        ``Y_S`` (``removed``, ``(k, width)``, dense or sparse: the rows of the
+        request at hand times ``√(C w)``) its rows to take out. Since earlier
+        requests' rows are not subtracted, this is an upper bound of the
+        quadratic of the Gram of the rows remaining (the Loewner order), in one
+        pass over the stored values. ``None`` when the Gram is not kept
+        (``"cg-class"``, no certificate, an older pickle).
+        """
+        gram = getattr(self, "gram_values", None)
+        if gram is None:
+            return None
+        Z = np.concatenate(
+            [np.asarray(A, dtype=np.float64).reshape(-1, self.width) for A in matrices]
+        ).T  # (width, Σ n_outputs)
+        # The product in the Gram's dtype (no float64 copy of it per request),
+        # the sums in float64.
+        if self.pattern is None:
+            GZ = gram @ Z.astype(gram.dtype)
+            per_column = np.einsum("jc,jc->c", Z, GZ, dtype=np.float64)
+        else:
+            indptr, indices = self.pattern
+            upper = sp.csr_matrix(
+                (gram, indices, indptr), shape=(self.width, self.width)
+            )
+            # zᵀGz = 2 zᵀUz − Σ_j G_jj z_j² for the upper triangle U (with G_jj)
+            on = self._diagonal_at >= 0
+            diagonal = np.zeros(self.width)
+            diagonal[on] = gram[self._diagonal_at[on]]
+            UZ = upper @ np.ascontiguousarray(Z, dtype=gram.dtype)
+            per_column = 2 * np.einsum(
+                "jc,jc->c", Z, UZ, dtype=np.float64
+            ) - np.einsum("j,jc->c", diagonal, Z * Z)
+        if removed is not None and removed.shape[0]:
+            YZ = np.asarray(removed @ Z, dtype=np.float64)  # (k, Σ n_outputs)
+            per_column = per_column - np.einsum("ic,ic->c", YZ, YZ)
+        groups = np.cumsum([np.asarray(A).size // self.width for A in matrices])
+        return [
+            float(np.sqrt(max(part.sum(), 0.0)))
+            for part in np.split(per_column, groups[:-1])
+        ]
 
     def to_dense(self):
         """``M⁻¹`` as one dense matrix (for tests and small models)."""
@@ -1080,10 +1160,12 @@ class RowCurvature(ConjugateGradientCurvature):
             )
         )
 
-    def gram_quadratics(self, *matrices):
+    def gram_quadratics(self, *matrices, removed=None):
         """``√tr(A G Aᵀ)`` for each ``A`` (``(n_outputs, width)``), with ``G =
         Σ_i C w_i x̃_i x̃_iᵀ`` the Gram of the rows held, exactly, in one pass over
-        them (float64); ``None`` without ``gram_weights`` (an older pickle)."""
+        them (float64); ``None`` without ``gram_weights`` (an older pickle).
+        ``removed`` (the request's rows) is ignored: the rows held are already
+        those remaining."""
         weights = getattr(self, "gram_weights", None)
         if weights is None:
             return None

@@ -113,6 +113,7 @@ def cg_nbytes(maths, X, couple_outputs=True, dtype=None, rows=False):
         n_outputs=maths.n_outputs,
         pattern_nnz=_pattern_bound(X, maths.fit_intercept),
         couple_outputs=couple_outputs,
+        gram=couple_outputs,  # the certificate's Gram, kept by "cg"
     )
 
 
@@ -136,6 +137,8 @@ def cg_estimate(maths, X, dtype, n_samples, couple_outputs=True, rows=False):
     vectors = 8 * maths.n_params * itemsize  # CG's vectors, gradients, step
     nnz = _augmented_nnz(X, maths.fit_intercept)
     n_pairs = n_out * (n_out + 1) // 2 if couple_outputs else n_out
+    # value columns built together: the pairs, and "cg"'s certificate Gram
+    n_columns = n_pairs + int(bool(couple_outputs) and not rows)
     if rows:
         nnz = int(n_samples) * width if nnz is None else nnz
         copies = 4 * nnz * (itemsize + 12)  # X̃, its squares, hashing's keys
@@ -148,14 +151,14 @@ def cg_estimate(maths, X, dtype, n_samples, couple_outputs=True, rows=False):
         pattern = min(_pattern_bound(X, maths.fit_intercept), width * (width + 1) // 2)
         # X̃ and its 0/1 copy; both triangles of a product and its triangle
         products = 2 * nnz * (itemsize + 4) + 6 * pattern * (itemsize + 4)
-        if n_pairs >= PAIRS_BY_CONTRIBUTIONS:  # then _pair_values: per entry of
+        if n_columns >= PAIRS_BY_CONTRIBUTIONS:  # then _pair_values: per entry of
             # X̃ its row, place and partners, the pairs' weights per row, and a
             # range's row products (indices, keys, positions, values, their
             # sparse matrix) and the pairs' sums over its pattern entries
             chunk = min(_pattern_bound(X, maths.fit_intercept), CONTRIBUTIONS_PER_CHUNK)
             pairing = 2 * nnz * (itemsize + 4) + 24 * nnz
-            pairing += int(n_samples) * n_pairs * itemsize
-            pairing += chunk * (64 + 2 * itemsize) + 2 * chunk * n_pairs * itemsize
+            pairing += int(n_samples) * n_columns * itemsize
+            pairing += chunk * (64 + 2 * itemsize) + 2 * chunk * n_columns * itemsize
             products = max(products, pairing)
         fit_peak = stored + products + 3 * per_row_weights + vectors
         request_peak = 2 * stored + vectors
@@ -363,6 +366,7 @@ def build_cg_curvature(
     damped,
     structure,
     couple_outputs=None,
+    certificate_gram=False,
 ):
     """Build the ``"cg"`` / ``"cg-class"`` curvature at ``theta``.
 
@@ -372,7 +376,9 @@ def build_cg_curvature(
     ``√eps × mean diag`` of the data term, flat directions at that scale).
     ``couple_outputs`` (a callable of :func:`class_coupling_rule`) lets ``"cg"``
     drop the blocks between classes once the pattern is known; the built
-    structure's ``pairs`` say which it kept.
+    structure's ``pairs`` say which it kept. ``certificate_gram``: ``"cg"``
+    also keeps the certificate's Gram over its pattern (when it keeps every
+    pair: the exact Hessian), built in the same pass.
     """
     if not hasattr(maths, "kronecker_weights"):
         raise ValueError(
@@ -404,7 +410,8 @@ def build_cg_curvature(
         row_chunk = row_chunk.stop - row_chunk.start
     kept = RowCurvature if structure == "cg-rows" else ConjugateGradientCurvature
     # The rows kept: their objective weights too, for the certificate's Gram.
-    extra = {"gram_weights": C * weights} if structure == "cg-rows" else {}
+    keep_gram = structure == "cg-rows" or (structure == "cg" and certificate_gram)
+    extra = {"gram_weights": C * weights} if keep_gram else {}
     inverse = kept.from_rows(
         X,
         row_weights,

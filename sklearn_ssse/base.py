@@ -593,6 +593,8 @@ class ErasableMixin(PartialForgetRequestMixin):
                 self._damping_mask(penalized),
                 structure,
                 couple_outputs=coupling,
+                certificate_gram=self._certificate_supported()
+                and self._curvature_kind() == "hessian",
             )
             if structure == "cg" and coupling is not None:
                 if len(curvature.pairs) == maths.n_outputs:  # classes uncoupled
@@ -689,7 +691,8 @@ class ErasableMixin(PartialForgetRequestMixin):
                 excess_factor = np.array(excess).reshape(-1, maths.n_params).T
                 exact, dense = hessian and len(bounds) == 1, len(bounds) == 1
             else:  # "cg" structures: M is stored exactly (cross-output blocks
-                # dropped by "cg-class"); the Gram is kept as its diagonal.
+                # dropped by "cg-class"); the Gram is kept as its diagonal here,
+                # by the structure itself ("cg", "cg-rows": gram_quadratics).
                 excess_factor = np.asarray(curvature.null, dtype=np.float64)
                 exact, dense = hessian and structure != "cg-class", False
             try:

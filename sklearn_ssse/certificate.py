@@ -34,6 +34,7 @@ import scipy.sparse as sp
 from scipy.special import expit, log_softmax, softmax
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted
 
+from ._curvature_cg import augment_rows
 from ._linalg import (
     accumulate_gram,
     symmetrize_from_lower,
@@ -298,6 +299,15 @@ def _weighted_rows(maths, X, weights):
     return Xt * np.sqrt(np.asarray(weights, dtype=np.float64))[:, None]
 
 
+def _scaled_augmented_rows(maths, X, weights):
+    """``√(C w) x̃`` of a request's rows, sparse for sparse ``X`` (float64)."""
+    Xt = augment_rows(X, maths.fit_intercept, maths.intercept_scaling)
+    scale = np.sqrt(np.asarray(weights, dtype=np.float64))
+    if sp.issparse(Xt):
+        return sp.csr_matrix(sp.diags(scale) @ Xt.astype(np.float64))
+    return Xt.astype(np.float64) * scale[:, None]
+
+
 def _gram_rows(gram, A):
     """``A G`` for the few rows of ``A``: one pass over ``G`` (symmetric).
 
@@ -392,10 +402,12 @@ def request_certificate(
         ``ρ = ĝ − M s`` when ``s`` came from an iterative solve (conjugate
         gradient stops at a tolerance); ``None``: ``s = M⁻¹ĝ`` exactly.
     gram_quadratics : callable or None
-        ``(A, B) ↦ [√tr(A G Aᵀ), √tr(B G Bᵀ)]`` with ``G`` the exact Gram of
-        the rows remaining after the request (a structure that keeps them:
-        ``"cg-rows"``), or ``None``; used where no Gram is stored, the
-        smaller of it and the diagonal's bounds being taken.
+        ``(A, B, removed=Y_S) ↦ [√tr(A G Aᵀ), √tr(B G Bᵀ)]`` with ``G`` the
+        exact Gram of the rows remaining after the request (a structure that
+        keeps them: ``"cg-rows"``) or an upper bound of it (``"cg"``: the fit's
+        Gram less this request's weighted rows ``Y_S``), or ``None``; used where
+        no Gram is stored, the smaller of it and the diagonal's bounds being
+        taken.
 
     Returns
     -------
@@ -447,7 +459,12 @@ def request_certificate(
         drift_quad = min(
             _diagonal_quadratic(diagonal, Drift), np.sqrt(norm) * _fro(Drift)
         )
-        exact = None if gram_quadratics is None else gram_quadratics(Delta, Drift)
+        exact = None
+        if gram_quadratics is not None:
+            removed_rows = None
+            if X is not None and X.shape[0]:
+                removed_rows = _scaled_augmented_rows(maths, X, removed_weights)
+            exact = gram_quadratics(Delta, Drift, removed=removed_rows)
         if exact is not None:  # the remaining rows' Gram itself
             quad, drift_quad = min(quad, exact[0]), min(drift_quad, exact[1])
 

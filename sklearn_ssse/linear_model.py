@@ -155,8 +155,9 @@ random_state, solver, max_iter, warm_start, n_jobs
         ``fit``.
 
         The certificate costs a ``(n_features + 1)²`` Gram matrix per model
-        (its diagonal only with ``block_size`` set or a ``"cg"`` structure,
-        whose bound is then looser), kept and downdated like the curvature;
+        (its diagonal only with ``block_size`` set or ``"cg-class"``, whose
+        bound is then looser; ``"cg"`` keeps it over its sparse pattern, one
+        more block of values; ``"cg-rows"`` computes it from its rows);
         ``class_weight="balanced"`` models get no certificate.
 
     on_budget : {"warn", "raise"}, default="warn"
