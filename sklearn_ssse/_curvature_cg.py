@@ -111,7 +111,7 @@ PAIRS_BY_CONTRIBUTIONS = 2
 CONTRIBUTIONS_PER_CHUNK = 2**20
 
 
-def _pair_values(Xt, weights, indptr, indices, dtype):
+def _pair_values(Xt, weights, indptr, indices, dtype, out=None):
     """The values of ``triu(X̃ᵀ diag(w) X̃)`` for every column ``w`` of ``weights``
     over the shared pattern ``(indptr, indices)``, ``(n_columns, nnz)``: the pair
     blocks (``w = V[:, a, b]``), and the certificate's Gram.
@@ -135,11 +135,21 @@ def _pair_values(Xt, weights, indptr, indices, dtype):
         The upper-triangular CSR pattern (canonical) holding every product.
     dtype : dtype
         Of the sums and the returned values.
+    out : list of ndarray of shape (nnz,) or None
+        One zeroed array per column to add the values into (arrays that are
+        not slices of one another's memory: a block kept longer than the others
+        holds only its own); ``None``: a new ``(n_columns, nnz)`` array.
+
+    Returns
+    -------
+    values : ndarray of shape (n_columns, nnz), or ``out``
     """
     Xt = canonical_csr(Xt)  # sorted rows, no repeats
     n, width = Xt.shape
     weights = np.ascontiguousarray(weights, dtype=dtype).reshape(n, -1)
-    values = np.zeros((weights.shape[1], len(indices)), dtype=dtype)
+    values = out
+    if out is None:
+        values = np.zeros((weights.shape[1], len(indices)), dtype=dtype)
     # Every stored entry of X̃ pairs with itself and the entries after it in its
     # row: split the pattern's rows (features) into ranges of about
     # CONTRIBUTIONS_PER_CHUNK such products.
@@ -188,7 +198,9 @@ def _pair_values(Xt, weights, indptr, indices, dtype):
             product = (Xt.data[A] * Xt.data[B]).astype(dtype, copy=False)
             S = sp.csr_matrix((product, (where, row_of[A])), shape=(last - first, n))
             del A, B, where, product
-            values[:, first:last] += (S @ weights).T
+            sums = (S @ weights).T
+            for column, target in zip(sums, values):
+                target[first:last] += column
     return values
 
 
@@ -337,21 +349,22 @@ class ConjugateGradientCurvature(CurvatureInverse):
             if keep_gram:
                 columns = np.column_stack([columns, gram_weights])
             columns = np.ascontiguousarray(columns, dtype=dtype)
+            # The Gram in its own array: it outlives the fit's pair values.
+            values = np.zeros((len(pairs), len(indices)), dtype=dtype)
+            gram = np.zeros(len(indices), dtype=dtype) if keep_gram else None
+            targets = [*values, gram] if keep_gram else list(values)
             if columns.shape[1] >= PAIRS_BY_CONTRIBUTIONS:
-                values = _pair_values(Xt, columns, indptr, indices, dtype)
+                _pair_values(Xt, columns, indptr, indices, dtype, out=targets)
             else:
-                values = np.zeros((columns.shape[1], len(indices)), dtype=dtype)
-                for p in range(columns.shape[1]):
+                for p, target in enumerate(targets):
                     W = _upper_gram(Xt, columns[:, p])
                     if np.array_equal(W.indptr, indptr):  # same pattern: no lookup
-                        values[p] = W.data
+                        target[:] = W.data
                         continue
                     rows = np.repeat(np.arange(width), np.diff(W.indptr))
-                    values[
-                        p, _pattern_positions(indptr, indices, width, rows, W.indices)
+                    target[
+                        _pattern_positions(indptr, indices, width, rows, W.indices)
                     ] = W.data
-            gram = values[-1] if keep_gram else None
-            values = values[: len(pairs)]
             pattern = (indptr, indices)
         else:
             if decide is not None:

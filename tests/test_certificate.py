@@ -481,7 +481,9 @@ def test_cg_gram_values_and_quadratics_match_their_definition(
     expected = [np.sqrt(np.trace(M @ G_left @ M.T)) for M in (A, B)]
     removed = sp.csr_matrix(removed) if sparse else removed
     assert_allclose(curvature.gram_quadratics(A, B, removed=removed), expected)
-    # kept through requests (the fit's Gram, never downdated) and counted
+    # kept through requests (the fit's Gram, never downdated, in memory of its
+    # own: it does not hold the fit's pair values alive) and counted
+    assert not np.shares_memory(curvature.gram_values, curvature.values)
     later = curvature.downdated(rows=(Xt[3:5], V[3:5]))
     assert later.gram_values is curvature.gram_values
     assert curvature.nbytes >= curvature.values.nbytes + curvature.gram_values.nbytes
