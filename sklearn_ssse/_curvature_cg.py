@@ -92,10 +92,31 @@ def _pattern_positions(indptr, indices, width, rows, cols):
 
 def _upper_gram(Xt, v):
     """``triu(X̃ᵀ diag(v) X̃)`` as canonical CSR (sorted, no duplicates)."""
-    W = sp.triu((Xt.T.multiply(v)).tocsr() @ Xt, format="csr")
-    W.sum_duplicates()
-    W.sort_indices()
-    return W
+    # scipy's sparse product sums each entry once: no duplicates, only unsorted.
+    return _upper_triangle((Xt.T.multiply(v)).tocsr() @ Xt, duplicates=False)
+
+
+def _upper_triangle(P, duplicates=True):
+    """``triu(P)`` of a square CSR matrix as canonical CSR (sorted, no
+    duplicates), in a few passes over ``P``'s entries, sorting only the half it
+    keeps (scipy's ``triu`` goes through COO and back before the sort: 1.0–1.5 s
+    against 0.9 s for the pattern of a 28 000-feature text Gram).
+    ``duplicates=False``: ``P`` is known to hold each entry once (a product)."""
+    P = sp.csr_matrix(P)
+    if duplicates:
+        P.sum_duplicates()
+    n = P.shape[0]
+    row_of = np.repeat(np.arange(n, dtype=P.indices.dtype), np.diff(P.indptr))
+    keep = P.indices >= row_of
+    del row_of
+    kept_before = np.zeros(P.nnz + 1, dtype=P.indptr.dtype)
+    np.cumsum(keep, out=kept_before[1:])
+    U = sp.csr_matrix(
+        (P.data[keep], P.indices[keep], kept_before[P.indptr]), shape=P.shape
+    )
+    U.sort_indices()
+    U.has_canonical_format = True  # no duplicates, sorted
+    return U
 
 
 # From this many columns of values on (the pair blocks, and "cg"'s certificate

@@ -273,10 +273,11 @@ def request_cost_ratio(curvature, X, n_outputs, n_iter, fit_intercept=True):
     (``curvature.product_cost`` multiply-adds each), the refit ``n_iter``
     iterations of two passes over the non-zeros of ``X̃`` per output, each entry
     weighted by :data:`SOLVER_PASS_COST`. On the docstring corpus it reads 0.8,
-    3.9, 2.3 and 6.5 where the measured one-row request took 1.1, 2.9, 6.0 and 9.6
-    times the refit (binary 5 356 and 27 868 features at C = 1 and 10; 6 classes):
-    right to within a factor of about 2.5, enough to tell a request that costs
-    more than a refit.
+    3.9, 2.3, 6.5 and 0.9 where the measured one-row request took 1.1, 2.9, 6.0,
+    9.6 and 1.3–2.4 times the refit (binary 5 356 and 27 868 features at C = 1
+    and 10; 6 classes with the pair blocks and with the class blocks alone):
+    right to within a factor of about 2.5 either way, so a request estimated
+    above :data:`COSTLY_REQUEST_RATIO` may cost as much as a refit.
 
     Parameters
     ----------

@@ -729,3 +729,33 @@ def test_class_coupling_rule_compares_pair_products_with_the_solver(sparse):
     largest = int(COSTLY_REQUEST_RATIO * solver // per_entry)
     assert couple(largest) and not couple(largest + 1)
     assert couple(0)
+
+
+@pytest.mark.parametrize("duplicates", [True, False])
+def test_upper_triangle_matches_scipy_triu(duplicates):
+    from sklearn_ssse._curvature_cg import _upper_gram, _upper_triangle
+
+    rng = np.random.default_rng(3)
+    A = sp.random(30, 30, density=0.2, format="coo", random_state=3)
+    if duplicates:  # repeated entries, unsorted rows
+        A = sp.coo_matrix(
+            (np.r_[A.data, A.data[:5]], (np.r_[A.row, A.row[:5]], np.r_[A.col, A.col[:5]])),
+            shape=A.shape,
+        )
+        P = sp.csr_matrix((A.data, (A.row, A.col)), shape=A.shape)
+        P = sp.csr_matrix((P.data[::-1], P.indices[::-1], P.indptr), shape=P.shape)
+    else:
+        P = A.tocsr()
+    U = _upper_triangle(P.copy(), duplicates=duplicates)
+    expected = sp.triu(P, format="csr")
+    expected.sum_duplicates()
+    expected.sort_indices()
+    assert U.has_sorted_indices
+    assert np.array_equal(U.indptr, expected.indptr)
+    assert np.array_equal(U.indices, expected.indices)
+    assert_allclose(U.data, expected.data)
+    # the Gram of rows with unsorted, repeated entries
+    X = sp.csr_matrix(rng.random((20, 8)) * (rng.random((20, 8)) < 0.4))
+    v = rng.random(20)
+    G = _upper_gram(X, v)
+    assert_allclose(G.toarray(), np.triu((X.T.toarray() * v) @ X.toarray()))
