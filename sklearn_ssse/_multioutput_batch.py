@@ -41,6 +41,8 @@ from ._state import (
     RequestRecord,
     _library_version,
     append_record,
+    check_request_id,
+    new_state_id,
     utc_now,
 )
 from .base import _row_norms, user_label
@@ -263,7 +265,9 @@ def _output_error(index, exc):
         return ValueError(f"output {index}: {exc}")
 
 
-def batched_forget(estimators, works, params, X, Y, sample_weight, *, rows_checked):
+def batched_forget(
+    estimators, works, params, X, Y, sample_weight, *, rows_checked, request_id=None
+):
     """Every output's updated sub-estimator after the request, or ``None``.
 
     Parameters
@@ -280,6 +284,9 @@ def batched_forget(estimators, works, params, X, Y, sample_weight, *, rows_check
     sample_weight : array-like of shape (k,) or None
     rows_checked : bool
         The rows were checked against a ledger (duplicates are allowed).
+    request_id : str or None
+        The caller's identifier of the request, for the records (checked by the
+        caller).
 
     Returns
     -------
@@ -296,6 +303,7 @@ def batched_forget(estimators, works, params, X, Y, sample_weight, *, rows_check
     states = _stackable(estimators)
     if states is None or k == 0:
         return None
+    check_request_id(request_id, states[0].records)
     work = works[0]
     if not get_config()["skip_parameter_validation"]:
         # The request's parameters (the others were validated at fit and are
@@ -494,6 +502,7 @@ def batched_forget(estimators, works, params, X, Y, sample_weight, *, rows_check
     # -- records, states, coefficients --
     budget = getattr(work, "certificate_budget", None)
     when, version = utc_now(), _library_version()
+    new_id = new_state_id()
     first_negative = np.argmin(labels, axis=0)
     first_positive = np.argmax(labels, axis=0)
     weight_sums = np.array([state.class_weight_sums for state in states])
@@ -509,11 +518,6 @@ def batched_forget(estimators, works, params, X, Y, sample_weight, *, rows_check
     zeros = np.zeros_like(theta_new)
     slices = new_stack.slices()
     for o, (w, state) in enumerate(zip(works, states)):
-        per_class = {}
-        if positives[o] < k:
-            per_class[str(user_label(Y[first_negative[o], o]))] = int(k - positives[o])
-        if positives[o] > 0:
-            per_class[str(user_label(Y[first_positive[o], o]))] = int(positives[o])
         certificate = certificates[o]
         within = None
         if certificate is not None and budget is not None:
@@ -527,7 +531,7 @@ def batched_forget(estimators, works, params, X, Y, sample_weight, *, rows_check
             index=state.version + 1,
             time=when,
             n_rows=int(k),
-            rows_per_class=per_class,
+            rows_per_class={},
             forget_scale=scale,
             curvature=str(kind),
             leave_out=leave_out,
@@ -538,6 +542,8 @@ def batched_forget(estimators, works, params, X, Y, sample_weight, *, rows_check
             budget=None if budget is None else float(budget),
             within_budget=within,
             library_version=version,
+            request_id=request_id,
+            state_id=new_id,
         )
         if within is False:
             try:
@@ -546,6 +552,8 @@ def batched_forget(estimators, works, params, X, Y, sample_weight, *, rows_check
                 raise _output_error(o, exc) from exc
         new_state = _replaced(
             state,
+            state_id=new_id,
+            parent_id=state.state_id,
             curvature=slices[o],
             data_diagonal=new_diagonal[o],
             residual_gradient=zeros[o],

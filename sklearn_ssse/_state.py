@@ -17,6 +17,7 @@ import dataclasses
 import datetime
 import itertools
 import threading
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -48,7 +49,9 @@ class RequestRecord:
     n_rows : int
         Number of rows forgotten.
     rows_per_class : dict
-        Rows forgotten per class label (labels as strings).
+        Empty in records of this version: a per-class count of a small request
+        names its rows' labels (``docs/privacy.md``). Records of older pickles
+        may hold one.
     forget_scale : float
         The step scale ε used.
     curvature : str
@@ -71,6 +74,10 @@ class RequestRecord:
         The ``certificate_budget`` the request was checked against.
     within_budget : bool or None
         Whether the cumulative certified bound was within it.
+    request_id : str or None
+        The caller's identifier of the request (a ticket number), when given.
+    state_id : str or None
+        :attr:`ErasureState.state_id` of the state the request published.
     """
 
     index: int
@@ -87,6 +94,8 @@ class RequestRecord:
     n_remaining: int | None = None
     budget: float | None = None
     within_budget: bool | None = None
+    request_id: str | None = None
+    state_id: str | None = None
 
     def to_dict(self):
         """The record as a JSON-ready dict (plain Python types, no NaN)."""
@@ -234,6 +243,30 @@ def append_record(records, record):
     return records.appended(record)
 
 
+def check_request_id(request_id, records):
+    """Raise unless ``request_id`` is ``None`` or a string no record holds yet."""
+    from .exceptions import InvalidRequestError
+
+    if request_id is None:
+        return
+    if not isinstance(request_id, str) or not request_id:
+        raise InvalidRequestError(
+            f"request_id must be a non-empty string or None, got {request_id!r}"
+        )
+    for record in reversed(records):
+        if getattr(record, "request_id", None) == request_id:
+            raise InvalidRequestError(
+                f"request {request_id!r} was already applied (record "
+                f"{record.index}, {record.time}): a request id is applied once"
+            )
+
+
+def new_state_id():
+    """A fresh random identifier of a published state (it says nothing about
+    the data: 128 random bits, as hex)."""
+    return uuid.uuid4().hex
+
+
 def utc_now():
     """The current time as an ISO 8601 string in UTC."""
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
@@ -290,6 +323,14 @@ class ErasureState:
         :data:`STATE_FORMAT_VERSION` of the library that built the state.
     library_version : str
         The sklearn-ssse version that built the state at ``fit``.
+    state_id : str
+        A random identifier of this state, new at ``fit`` and at every request
+        (:func:`new_state_id`); ``None`` in states of older pickles.
+    parent_id : str or None
+        ``state_id`` of the state this one was computed from (``None`` after
+        ``fit``). Together they give a saved model its lineage: a store refuses
+        to save a state over a file whose state is not its parent
+        (:mod:`sklearn_ssse.persistence`).
     """
 
     curvature: object
@@ -309,6 +350,13 @@ class ErasureState:
     certificate_state: object = None
     format_version: int = STATE_FORMAT_VERSION
     library_version: str = field(default_factory=_library_version)
+    # Plain defaults (class attributes), so that states of older pickles read None.
+    state_id: str | None = None
+    parent_id: str | None = None
+
+    def __post_init__(self):
+        if self.state_id is None:
+            object.__setattr__(self, "state_id", new_state_id())
 
     @property
     def version(self):
@@ -316,5 +364,17 @@ class ErasureState:
         return len(self.records)
 
     def replace(self, **changes):
-        """A new state with some fields changed; ``self`` is left as it is."""
+        """A new state with some fields changed; ``self`` is left as it is.
+
+        The new state keeps ``state_id`` unless it is among the changes: a
+        change of representation (``compact_erasure_state``) is the same state.
+        :meth:`successor` gives the state a request publishes.
+        """
         return dataclasses.replace(self, **changes)
+
+    def successor(self, **changes):
+        """:meth:`replace` as a request publishes it: a new ``state_id``, whose
+        parent is this state's."""
+        return dataclasses.replace(
+            self, state_id=new_state_id(), parent_id=self.state_id, **changes
+        )

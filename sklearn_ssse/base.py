@@ -66,6 +66,8 @@ from ._state import (
     ErasureState,
     RequestRecord,
     append_record,
+    check_request_id,
+    new_state_id,
     utc_now,
 )
 from .certificate import (
@@ -190,6 +192,7 @@ class _Request(NamedTuple):
     theta: np.ndarray
     labels: np.ndarray  # the user's labels, for the record
     fingerprints: np.ndarray | None  # keyed, when a ledger checks the request
+    request_id: str | None = None  # the caller's ticket, for the record
 
 
 def _state_attribute(field, doc):
@@ -874,7 +877,9 @@ class ErasableMixin(PartialForgetRequestMixin):
 
     # -- partial_forget --------------------------------------------------------------
     @_request_context
-    def partial_forget(self, X, y, sample_weight=None, *, ledger=None):
+    def partial_forget(
+        self, X, y, sample_weight=None, *, ledger=None, request_id=None
+    ):
         """Erase training rows from the fitted model in one closed-form step.
 
         Applies the influence update (``curvature="hessian"``) or the SSSE update
@@ -899,6 +904,11 @@ class ErasableMixin(PartialForgetRequestMixin):
             A :class:`~sklearn_ssse.ledger.ErasureLedger` of the training rows.
             With it, rows never trained on and rows already forgotten are refused
             exactly, and the forgotten rows are recorded in it.
+        request_id : str, default=None
+            The caller's identifier of the request (a ticket number), kept in
+            its record (:attr:`request_records_`) for the audit trail. A request
+            whose id is already in the records is refused: one ticket is applied
+            once. It is stored as given: do not put personal data in it.
 
         Returns
         -------
@@ -926,7 +936,9 @@ class ErasableMixin(PartialForgetRequestMixin):
         left unchanged.
         """
         with self._erasure_lock():
-            request = self._prepare_forget(X, y, sample_weight, ledger=ledger)
+            request = self._prepare_forget(
+                X, y, sample_weight, ledger=ledger, request_id=request_id
+            )
             if request is None:
                 return self
             self._publish(self._compute_forget(request))
@@ -992,7 +1004,16 @@ class ErasableMixin(PartialForgetRequestMixin):
             )
         return state
 
-    def _prepare_forget(self, X, y, sample_weight, *, ledger=None, rows_checked=False):
+    def _prepare_forget(
+        self,
+        X,
+        y,
+        sample_weight,
+        *,
+        ledger=None,
+        rows_checked=False,
+        request_id=None,
+    ):
         """Validate a request against the published state; ``None`` if empty.
 
         Nothing is modified. Raises the errors listed in :meth:`partial_forget`.
@@ -1001,6 +1022,7 @@ class ErasableMixin(PartialForgetRequestMixin):
         """
         self._check_erasable()
         state = self._erasure_state()
+        check_request_id(request_id, state.records)
         current = self._curvature_params()
         for name, used in state.curvature_params.items():
             if current.get(name) != used:
@@ -1151,7 +1173,9 @@ class ErasableMixin(PartialForgetRequestMixin):
                     "forgotten once. If the training set really held identical "
                     "rows, pass an ErasureLedger, which knows how many copies it had"
                 )
-        return _Request(X, y, sample_weight, state, theta, y_user, fingerprints)
+        return _Request(
+            X, y, sample_weight, state, theta, y_user, fingerprints, request_id
+        )
 
     def _validate_request(self, X, y, sample_weight, dtype):
         """``(X, y, sample_weight)`` of a request, validated as ``fit`` would.
@@ -1486,17 +1510,12 @@ class ErasableMixin(PartialForgetRequestMixin):
         if guarantee is not None:  # opt-in certified removal (linear_model.py)
             certificate = {**(certificate or {}), "certified_removal": guarantee}
             within = False if not guarantee["holds"] else within
-        if X.shape[0] == 1:
-            labels, per_class = request.labels, (1,)
-        else:
-            labels, per_class = np.unique(request.labels, return_counts=True)
+        new_id = new_state_id()
         record = RequestRecord(
             index=state.version + 1,
             time=utc_now(),
             n_rows=int(X.shape[0]),
-            rows_per_class={
-                str(user_label(a)): int(c) for a, c in zip(labels, per_class)
-            },
+            rows_per_class={},  # per-class counts name a small request's labels
             forget_scale=float(self.forget_scale),
             curvature=str(kind),
             leave_out=bool(self.leave_out),
@@ -1506,10 +1525,14 @@ class ErasableMixin(PartialForgetRequestMixin):
             n_remaining=int(counts.sum()),
             budget=None if budget is None else float(budget),
             within_budget=within,
+            request_id=request.request_id,
+            state_id=new_id,
         )
         if within is False:
             self._over_budget(record)
         new_state = state.replace(
+            state_id=new_id,
+            parent_id=state.state_id,
             curvature=new_inverse,
             data_diagonal=data_diagonal,
             residual_gradient=(np if xp is None else xp).zeros_like(

@@ -188,7 +188,15 @@ class _OutputRequest:
             error = ValueError(f"output {self.index}: {exc}")
         return error
 
-    def prepare(self, X, y, sample_weight, rows_checked=False, validate=True):
+    def prepare(
+        self,
+        X,
+        y,
+        sample_weight,
+        rows_checked=False,
+        validate=True,
+        request_id=None,
+    ):
         if not self.engine:
             return
         work = _with_params(self.estimator, self.params)
@@ -196,7 +204,7 @@ class _OutputRequest:
             if validate and not get_config()["skip_parameter_validation"]:
                 work._validate_params()
             self.request = work._prepare_forget(
-                X, y, sample_weight, rows_checked=rows_checked
+                X, y, sample_weight, rows_checked=rows_checked, request_id=request_id
             )
         except ValueError as exc:
             raise self._error(exc) from exc
@@ -465,7 +473,9 @@ class ErasableMultiOutputClassifier(PartialForgetRequestMixin, MultiOutputClassi
         # the sub-estimators are not validated yet
         prefer_skip_nested_validation=False
     )
-    def partial_forget(self, X, Y, sample_weight=None, *, ledger=None):
+    def partial_forget(
+        self, X, Y, sample_weight=None, *, ledger=None, request_id=None
+    ):
         """Erase training rows from every output at once.
 
         Each output's sub-estimator forgets the rows ``X`` with its column of
@@ -490,6 +500,10 @@ class ErasableMultiOutputClassifier(PartialForgetRequestMixin, MultiOutputClassi
             A :class:`~sklearn_ssse.ledger.ErasureLedger` of the training rows
             (recorded with ``Y``): rows never trained on and rows already
             forgotten are then refused exactly, and the rows are recorded in it.
+
+        request_id : str, default=None
+            The caller's identifier of the request, kept in every output's record;
+            an id already applied is refused.
 
         Returns
         -------
@@ -552,6 +566,7 @@ class ErasableMultiOutputClassifier(PartialForgetRequestMixin, MultiOutputClassi
                     Y,
                     sample_weight,
                     rows_checked=ledger is not None,
+                    request_id=request_id,
                 )
             if estimators is None:
                 for j, request in enumerate(requests):
@@ -561,6 +576,7 @@ class ErasableMultiOutputClassifier(PartialForgetRequestMixin, MultiOutputClassi
                         sample_weight,
                         rows_checked=ledger is not None,
                         validate=j == 0,
+                        request_id=request_id,
                     )
             if Y.shape[0] == 0:
                 return self
