@@ -260,10 +260,11 @@ class ConjugateGradientCurvature(CurvatureInverse):
     max_iter : int, default=500
         CG iterations at most.
     gram_values : ndarray or None, default=None
-        The certificate's Gram at ``fit``, ``G = Σ_i C w_i x̃_i x̃_iᵀ`` over the
-        training rows, in the layout of one block of ``values`` (``(width,
-        width)`` dense, ``(nnz,)`` over ``pattern``): never downdated (the
-        Gram of the remaining rows is below it), read by :meth:`gram_quadratics`.
+        The certificate's Gram ``G = Σ_i C w_i x̃_i x̃_iᵀ`` over the rows not
+        forgotten yet, in the layout of one block of ``values`` (``(width,
+        width)`` dense, ``(nnz,)`` over ``pattern``): downdated with the
+        curvature (:meth:`downdated` with ``gram_weights``), read by
+        :meth:`gram_quadratics`.
     """
 
     # Accepts ``downdated(rows=(X̃_S, V_S))``: the engine passes rows, not factors.
@@ -615,7 +616,9 @@ class ConjugateGradientCurvature(CurvatureInverse):
         """Never: the rows themselves are cheaper (``downdated(rows=...)``)."""
         return False
 
-    def downdated(self, factors=None, grams=None, prior=None, rows=None):
+    def downdated(
+        self, factors=None, grams=None, prior=None, rows=None, gram_weights=None
+    ):
         """``M`` without some rows' contribution, as a new object (exact).
 
         Parameters
@@ -623,6 +626,10 @@ class ConjugateGradientCurvature(CurvatureInverse):
         rows : (X̃_S, V_S)
             The augmented rows to take out, ``(k, width)`` dense or sparse, and
             their ``(k, n_outputs, n_outputs)`` weights (as in :meth:`from_rows`).
+        gram_weights : ndarray of shape (k,) or None
+            Their weights ``C w`` in the certificate's Gram, which is downdated
+            with them; without them the new object keeps no Gram (a Gram that
+            still counted the rows would give them back).
         factors, grams, prior
             Not supported by this structure (the engine passes ``rows``).
 
@@ -636,15 +643,22 @@ class ConjugateGradientCurvature(CurvatureInverse):
             raise ValueError(f"{type(self).__name__} is downdated by rows=(X̃, V)")
         Xs, Vs = rows
         values = self.values.copy()
+        gram = getattr(self, "gram_values", None)
+        columns = [(values[p], Vs[:, a, b]) for p, (a, b) in enumerate(self.pairs)]
+        if gram is not None and gram_weights is not None:
+            gram = gram.copy()
+            columns.append((gram, np.asarray(gram_weights)))
+        else:
+            gram = None
         if self.pattern is None:
             Xs = Xs.toarray() if sp.issparse(Xs) else np.asarray(Xs, self.dtype)
-            for p, (a, b) in enumerate(self.pairs):
-                values[p] -= (Xs.T * Vs[:, a, b]) @ Xs
+            for target, v in columns:
+                target -= ((Xs.T * v.astype(target.dtype)) @ Xs).astype(target.dtype)
         else:
             indptr, indices = self.pattern
             Xs = sp.csr_matrix(Xs, dtype=self.dtype)
-            for p, (a, b) in enumerate(self.pairs):
-                W = _upper_gram(Xs, Vs[:, a, b].astype(self.dtype))
+            for target, v in columns:
+                W = _upper_gram(Xs, v.astype(self.dtype))
                 W.eliminate_zeros()
                 rws = np.repeat(np.arange(self.width), np.diff(W.indptr))
                 where = _pattern_positions(indptr, indices, self.width, rws, W.indices)
@@ -653,7 +667,7 @@ class ConjugateGradientCurvature(CurvatureInverse):
                         "the rows to forget hold feature pairs that no training row "
                         "had: they were not part of the fit"
                     )
-                values[p, where] -= W.data
+                target[where] -= W.data.astype(target.dtype)
         return type(self)(
             self.n_outputs,
             self.width,
@@ -664,18 +678,16 @@ class ConjugateGradientCurvature(CurvatureInverse):
             self.null,
             rtol=self.rtol,
             max_iter=self.max_iter,
-            gram_values=getattr(self, "gram_values", None),  # the fit's: shared
+            gram_values=gram,
         )
 
     def gram_quadratics(self, *matrices, removed=None):
-        """``√tr(A (G_fit − Y_Sᵀ Y_S) Aᵀ)`` for each ``A`` (``(n_outputs, width)``).
+        """``√tr(A G Aᵀ)`` for each ``A`` (``(n_outputs, width)``), ``G`` the
+        certificate's Gram of the rows not forgotten yet, in one pass over its
+        stored values.
 
-        ``G_fit`` is the certificate's Gram of the training rows at ``fit``;
-        ``Y_S`` (``removed``, ``(k, width)``, dense or sparse: the rows of the
-        request at hand times ``√(C w)``) its rows to take out. Since earlier
-        requests' rows are not subtracted, this is an upper bound of the
-        quadratic of the Gram of the rows remaining (the Loewner order), in one
-        pass over the stored values. ``None`` when the Gram is not kept
+        ``removed`` (rows ``Y_S`` still counted in ``G``) is subtracted:
+        ``√tr(A (G − Y_SᵀY_S) Aᵀ)``. ``None`` when the Gram is not kept
         (``"cg-class"``, no certificate, an older pickle).
         """
         gram = getattr(self, "gram_values", None)
@@ -1346,9 +1358,12 @@ class RowCurvature(ConjugateGradientCurvature):
     def _block(self, p):
         raise NotImplementedError
 
-    def downdated(self, factors=None, grams=None, prior=None, rows=None):
+    def downdated(
+        self, factors=None, grams=None, prior=None, rows=None, gram_weights=None
+    ):
         """``M`` without some training rows, as a new object: the rows are
-        deleted from the stored ones (exact).
+        deleted from the stored ones (exact; the certificate's Gram is that of
+        the rows held, so ``gram_weights`` is not needed).
 
         Parameters
         ----------

@@ -178,6 +178,23 @@ def fold_outputs(estimators):
     stacks = {
         id(inv.stack): inv.stack for inv in inverses if type(inv) is StackedBlockInverse
     }
+    # The outputs' certificates share one Gram and its pending rows: fold them
+    # once for all (each state would otherwise fold, and pickle, its own copy).
+    folded_certs = {}
+    for est in estimators:
+        state = est.__dict__.get("erasure_state_")
+        cert = getattr(state, "certificate_state", None)
+        if cert is None or getattr(cert, "gram_removed", None) is None:
+            continue
+        key = (id(cert.gram), id(cert.gram_removed))
+        if key not in folded_certs:
+            folded_certs[key] = cert.folded()
+        shared = folded_certs[key]
+        est.__dict__["erasure_state_"] = state.replace(
+            certificate_state=cert.replace(
+                gram=shared.gram, gram_removed=None, gram_norm=shared.gram_norm
+            )
+        )
     for stack in stacks.values():
         if stack.rank == 0:
             continue

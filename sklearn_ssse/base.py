@@ -107,24 +107,27 @@ _LOCK_GUARD = threading.Lock()
 _VALIDATED = weakref.WeakKeyDictionary()
 
 
-def _request_context(method):
-    """``_fit_context`` for a request: the parameters are validated as ``fit``
-    validates them, but only when one of them is another object than at the last
-    request (scikit-learn's validation costs more than a one-row request)."""
+def request_snapshot(estimator):
+    """The estimator as one request sees it: a shallow copy of its ``__dict__``
+    taken once (under the request's lock), its parameters validated as ``fit``
+    validates them.
 
-    @functools.wraps(method)
-    def wrapper(estimator, *args, **kwargs):
-        if not get_config()["skip_parameter_validation"]:
-            values = tuple(
-                map(estimator.__dict__.get, estimator._parameter_constraints)
-            )
-            last = _VALIDATED.get(estimator)
-            if last is None or not all(map(operator.is_, values, last)):
-                estimator._validate_params()
-                _VALIDATED[estimator] = values
-        return method(estimator, *args, **kwargs)
-
-    return wrapper
+    Every parameter a request uses (``forget_scale``, ``C``, ``leave_out``, ...)
+    is read from this copy, so a concurrent ``set_params`` can neither change a
+    parameter half-way through a request nor slip past its validation: the
+    request uses the values it validated, or refuses them. scikit-learn's
+    validation costs more than a one-row request, so it runs only when one of
+    the values is another object than at the estimator's last request.
+    """
+    view = object.__new__(type(estimator))
+    view.__dict__ = estimator.__dict__.copy()
+    if not get_config()["skip_parameter_validation"]:
+        values = tuple(map(view.__dict__.get, view._parameter_constraints))
+        last = _VALIDATED.get(estimator)
+        if last is None or not all(map(operator.is_, values, last)):
+            view._validate_params()  # InvalidParameterError, as fit raises
+            _VALIDATED[estimator] = values
+    return view
 
 
 def erasure_lock(estimator):
@@ -876,7 +879,6 @@ class ErasableMixin(PartialForgetRequestMixin):
         self._publish({"erasure_state_": state})
 
     # -- partial_forget --------------------------------------------------------------
-    @_request_context
     def partial_forget(
         self, X, y, sample_weight=None, *, ledger=None, request_id=None
     ):
@@ -936,12 +938,19 @@ class ErasableMixin(PartialForgetRequestMixin):
         left unchanged.
         """
         with self._erasure_lock():
-            request = self._prepare_forget(
+            # 1. One snapshot of the parameters, validated: the request reads
+            # nothing else from the estimator.
+            work = request_snapshot(self)
+            # 2. Check the request against the published state (and the ledger).
+            request = work._prepare_forget(
                 X, y, sample_weight, ledger=ledger, request_id=request_id
             )
             if request is None:
                 return self
-            self._publish(self._compute_forget(request))
+            # 3. Compute the new state and parameters; nothing is published yet.
+            attributes = work._compute_forget(request)
+            # 4. Publish, and mark the rows in the ledger.
+            self._publish(attributes)
             if ledger is not None:
                 ledger.mark_forgotten(request.fingerprints)
         return self
@@ -954,8 +963,10 @@ class ErasableMixin(PartialForgetRequestMixin):
         dense block once their rank passes an eighth of the block
         (``docs/latency.md``). Until then the live model holds, in memory, the
         curvature that recent requests removed, from which the directions of the
-        forgotten rows can be recovered. Pickles, copies and skops files never
-        hold it (they store the folded inverse). Call this method when the live
+        forgotten rows can be recovered; the certificate's Gram likewise keeps
+        the rows of recent requests beside it until folded. Pickles, copies and
+        skops files never hold either (they store the folded forms). Call this
+        method when the live
         model must not hold it either, for instance right after an erasure
         request, before the model is handed on; it costs one write of each block
         with factors, as an eager downdate does.
@@ -981,8 +992,20 @@ class ErasableMixin(PartialForgetRequestMixin):
         with self._erasure_lock():
             state = self.erasure_state_
             folded = _folded(state.curvature)
-            if folded is not state.curvature:
-                self._publish({"erasure_state_": state.replace(curvature=folded)})
+            certificate = state.certificate_state
+            if certificate is not None:
+                certificate = certificate.folded()
+            if (
+                folded is not state.curvature
+                or certificate is not state.certificate_state
+            ):
+                self._publish(
+                    {
+                        "erasure_state_": state.replace(
+                            curvature=folded, certificate_state=certificate
+                        )
+                    }
+                )
         return self
 
     def _erasure_state(self):
@@ -1324,7 +1347,8 @@ class ErasableMixin(PartialForgetRequestMixin):
             removed_diagonal = weighted_column_squares(
                 Xt, np.einsum("iaa->ia", V)
             ).ravel()
-            downdate = {"rows": (Xt, V)}
+            # The certificate's Gram (kept by "cg") is downdated with M.
+            downdate = {"rows": (Xt, V), "gram_weights": fit_weights}
         elif inverse.prefers_factors(rank) and not estimated:
             rows = maths.factor_rows(X, y, state.point, all_active, kind)
             if xp is None:

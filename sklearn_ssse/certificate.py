@@ -69,21 +69,34 @@ class CertificateState:
     Attributes
     ----------
     gram : ndarray of shape (width, width) or None
-        ``G_fit = C Σ_i w_i x̃_i x̃_iᵀ`` over the training rows at ``fit`` (with a
-        one-block curvature; ``None`` with a block-diagonal curvature). It is
-        never downdated (shared by every later state, never copied): the Gram
-        of the remaining rows satisfies ``G ⪯ G_fit − Y_Sᵀ Y_S`` for the rows
-        ``Y_S`` of the request at hand, which is what the quadratic forms use.
+        With ``gram_removed`` (``R``), the Gram of the rows not forgotten yet,
+        ``G = gram − Rᵀ R``, ``G = C Σ_i w_i x̃_i x̃_iᵀ`` (with a one-block
+        curvature; ``None`` with a block-diagonal curvature). ``gram`` is shared
+        by successive states until ``R`` is folded into it.
+    gram_removed : ndarray of shape (r, width) or None
+        The weighted rows ``√(C w) x̃`` forgotten since ``gram`` was last
+        written: a request appends its rows here (no ``width × width`` copy),
+        and they are folded into ``gram`` once ``r`` passes ``width / 8``, and
+        always before the state is pickled or copied
+        (:meth:`folded`), so that no file holds them or a Gram that still
+        counts them (``docs/privacy.md``).
+    gershgorin_sums : ndarray of shape (width,) or None
+        ``Σ_i C w_i |x̃_i| ‖x̃_i‖₁`` over the rows not forgotten yet (downdated):
+        its largest entry bounds ``λ_max(G)`` (Gershgorin), for the structures
+        that keep only the Gram's diagonal. ``None`` in older pickles.
     gram_drift : ndarray of shape (n_outputs, width) or None
-        ``(θ − θ*) G_fit`` per output row at the parameters ``drift_at``: kept
-        up to date request by request (one product with ``G_fit`` each).
+        ``(θ − θ*) G`` per output row at the parameters ``drift_at``, with ``G``
+        the Gram of the rows not forgotten yet: kept up to date request by
+        request (one product with ``gram`` each).
     drift_at : ndarray of shape (n_params,) or None
         The parameters at which ``gram_drift`` holds.
     gram_diagonal : ndarray of shape (width,)
         Diagonal of the Gram of the remaining rows (always kept, downdated).
     gram_norm : float
-        Upper bound on the largest eigenvalue of ``G`` (its value at ``fit``;
-        removing rows only lowers it).
+        Upper bound on the largest eigenvalue of ``G``: computed from ``gram``
+        when it is written (at ``fit`` and when ``R`` is folded; removing rows
+        only lowers the eigenvalue), from the downdated diagonal and
+        ``gershgorin_sums`` otherwise.
     row_norm : float
         Upper bound on every ``‖x̃_i‖`` (the state's power-of-two row bound, with
         the intercept column).
@@ -117,11 +130,31 @@ class CertificateState:
     cumulative_bound: float = 0.0
     nothing_bound: float = 0.0
     notes: tuple = field(default_factory=tuple)
+    gram_removed: np.ndarray | None = None
+    gershgorin_sums: np.ndarray | None = None
 
     def replace(self, **changes):
         import dataclasses
 
         return dataclasses.replace(self, **changes)
+
+    def folded(self):
+        """This state with ``gram_removed`` folded into ``gram`` (itself when
+        there is nothing to fold): the same Gram, written as one array."""
+        if self.gram_removed is None:
+            return self
+        gram, norm = _fold_gram(self.gram, self.gram_removed)
+        new = object.__new__(type(self))
+        new.__dict__.update(self.__dict__, gram=gram, gram_removed=None, gram_norm=norm)
+        return new
+
+    # Pickles, copies and skops files hold the folded Gram only: never the
+    # forgotten rows, never a Gram that still counts them.
+    def __getstate__(self):
+        return dict(self.folded().__dict__)
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
 
 
 # -- fit --
@@ -185,13 +218,17 @@ def top_eigenvalue_bound(G):
     return float(np.linalg.eigvalsh(G)[-1])
 
 
-def _gershgorin_bound(maths, X, weights):
-    """An upper bound on ``λ_max(G)``, ``G = Σ_i w_i x̃_i x̃_iᵀ``, in two passes.
+def _fold_gram(gram, removed):
+    """``(gram − RᵀR, a bound on its λ_max)`` as a new array (``gram`` is shared
+    by earlier states and never written)."""
+    folded = gram - removed.T @ removed  # numpy's A.T @ A is a SYRK: symmetric
+    norm = top_eigenvalue_bound(folded)
+    return folded, norm * (1 + 1e-10) + 1e-300
 
-    ``|G_jk| ≤ H_jk = Σ_i w_i |x̃_ij| |x̃_ik|``, so (Gershgorin) ``λ_max(G)`` is at
-    most the largest row sum of ``H``: ``max_j (|X̃|ᵀ (w ⊙ |X̃| 1))_j``. Sharp on
-    sparse non-negative data (TF-IDF), where rows share few columns.
-    """
+
+def _gershgorin_sums(maths, X, weights):
+    """``Σ_i w_i |x̃_i| ‖x̃_i‖₁`` (width): :func:`_gershgorin_bound` before its max,
+    a sum over rows that a request downdates exactly."""
     weights = np.asarray(weights, dtype=np.float64)
     column = abs(maths.intercept_scaling) if maths.fit_intercept else 0.0
     if sp.issparse(X):
@@ -208,13 +245,23 @@ def _gershgorin_bound(maths, X, weights):
         sums = np.asarray(A.T @ scaled).ravel()
         if maths.fit_intercept:
             sums = np.append(sums, column * scaled.sum())
-        return float(sums.max(initial=0.0))
+        return sums
     sums = np.zeros(maths.width)
     for Y in _augmented_chunks(maths, X, np.ones_like(weights)):
         A = np.abs(Y)
         sums += (weights[: len(A)] * A.sum(axis=1)) @ A
         weights = weights[len(A) :]
-    return float(sums.max(initial=0.0))
+    return sums
+
+
+def _gershgorin_bound(maths, X, weights):
+    """An upper bound on ``λ_max(G)``, ``G = Σ_i w_i x̃_i x̃_iᵀ``, in two passes.
+
+    ``|G_jk| ≤ H_jk = Σ_i w_i |x̃_ij| |x̃_ik|``, so (Gershgorin) ``λ_max(G)`` is at
+    most the largest row sum of ``H``: ``max_j (|X̃|ᵀ (w ⊙ |X̃| 1))_j``. Sharp on
+    sparse non-negative data (TF-IDF), where rows share few columns.
+    """
+    return float(_gershgorin_sums(maths, X, weights).max(initial=0.0))
 
 
 def _weighted_square_sums(maths, X, weights):
@@ -274,12 +321,15 @@ def fit_certificate_state(
         gram = weighted_gram(maths, X, weights, dense=True)
         diagonal = np.diag(gram).copy()
         norm = top_eigenvalue_bound(gram)
+        gershgorin = None
     else:
         gram = None
         diagonal = weighted_gram(maths, X, weights, dense=False)
-        norm = min(float(diagonal.sum()), _gershgorin_bound(maths, X, weights))
+        gershgorin = _gershgorin_sums(maths, X, weights)
+        norm = min(float(diagonal.sum()), float(gershgorin.max(initial=0.0)))
     column = maths.intercept_scaling if maths.fit_intercept else 0.0
     return CertificateState(
+        gershgorin_sums=gershgorin,
         gram=gram,
         gram_diagonal=diagonal,
         gram_norm=norm * (1 + 1e-10) + 1e-300,
@@ -317,6 +367,37 @@ def _gram_rows(gram, A):
     if A.shape[0] <= 4:
         return np.stack([gram @ a for a in A])
     return A @ gram
+
+
+def _remaining_gram_rows(cert, A):
+    """``A G_cur`` with ``G_cur = gram − RᵀR`` the state's Gram (one pass over
+    the stored ``gram``, plus the ``r`` rows forgotten since it was written)."""
+    GA = _gram_rows(cert.gram, A)
+    if cert.gram_removed is not None:
+        GA = GA - (A @ cert.gram_removed.T) @ cert.gram_removed
+    return GA
+
+
+def _gram_after(cert, Y):
+    """``(gram, gram_removed, λ_max bound)`` of the state after a request of the
+    weighted rows ``Y``: ``Y`` appended to the rows forgotten since ``gram`` was
+    written, folded into a new ``gram`` once they pass an eighth of its width."""
+    if Y is None or not Y.shape[0]:
+        return cert.gram, cert.gram_removed, cert.gram_norm
+    removed = Y if cert.gram_removed is None else np.vstack([cert.gram_removed, Y])
+    if removed.shape[0] * 8 > cert.gram.shape[0]:
+        gram, norm = _fold_gram(cert.gram, removed)
+        return gram, None, norm
+    return cert.gram, removed, cert.gram_norm
+
+
+def _remaining_norm(cert, diagonal, gershgorin):
+    """An upper bound on ``λ_max`` of the remaining rows' Gram from what the
+    state keeps of them: the trace, Gershgorin's bound, the stored Gram's."""
+    norm = float(diagonal.sum())
+    if gershgorin is not None:
+        return min(norm, float(gershgorin.max(initial=0.0)))
+    return min(norm, cert.gram_norm)
 
 
 def _downdated_quadratic(A, GA, Y):
@@ -402,12 +483,11 @@ def request_certificate(
         ``ρ = ĝ − M s`` when ``s`` came from an iterative solve (conjugate
         gradient stops at a tolerance); ``None``: ``s = M⁻¹ĝ`` exactly.
     gram_quadratics : callable or None
-        ``(A, B, removed=Y_S) ↦ [√tr(A G Aᵀ), √tr(B G Bᵀ)]`` with ``G`` the
-        exact Gram of the rows remaining after the request (a structure that
-        keeps them: ``"cg-rows"``) or an upper bound of it (``"cg"``: the fit's
-        Gram less this request's weighted rows ``Y_S``), or ``None``; used where
-        no Gram is stored, the smaller of it and the diagonal's bounds being
-        taken.
+        ``(A, B) ↦ [√tr(A G Aᵀ), √tr(B G Bᵀ)]`` with ``G`` the exact Gram of the
+        rows remaining after the request (the downdated curvature structure's:
+        ``"cg"``, ``"cg-rows"``), or ``None``; used where the certificate keeps
+        only the Gram's diagonal, the smaller of it and the diagonal's bounds
+        being taken.
 
     Returns
     -------
@@ -424,36 +504,46 @@ def request_certificate(
     shape = (maths.n_outputs, maths.width)
     Delta = delta.reshape(shape)
 
-    # The Gram of the rows still there (the Taylor term sums over them only):
-    # G ⪯ G_fit − Y_SᵀY_S with Y_S this request's rows (earlier requests' rows
-    # are not subtracted: an upper bound, and no (width × width) copy per
-    # request); its diagonal is downdated exactly. One product with G_fit per
-    # request: (θ − θ*) G_fit is carried from request to request.
+    # The Gram of the rows still there after the request (the Taylor term sums
+    # over them only): G = G_cur − Y_SᵀY_S with G_cur the state's (its stored
+    # Gram less the rows forgotten since it was written) and Y_S this request's
+    # rows; its diagonal is downdated exactly. One product with the stored Gram
+    # per request: (θ − θ*) G is carried from request to request.
     Y = None
     diagonal = cert.gram_diagonal
+    gershgorin = cert.gershgorin_sums
     if X is not None and X.shape[0]:
         if cert.gram is None:  # the diagonal alone (sparse rows stay sparse)
             removed = _weighted_square_sums(maths, X, removed_weights)
+            if gershgorin is not None:
+                gershgorin = np.maximum(
+                    gershgorin - _gershgorin_sums(maths, X, removed_weights), 0.0
+                )
         else:
             Y = _weighted_rows(maths, X, removed_weights)
             removed = np.einsum("ij,ij->j", Y, Y)
         diagonal = np.maximum(diagonal - removed, 0.0)
-    norm = min(cert.gram_norm, float(diagonal.sum()))
+    norm = _remaining_norm(cert, diagonal, gershgorin)
     drift_vector = theta - np.asarray(point, dtype=np.float64)
     Drift = drift_vector.reshape(shape)
     gram_drift = drift_at = None
+    gram, gram_removed = cert.gram, cert.gram_removed
     if cert.gram is not None:
-        G_delta = _gram_rows(cert.gram, Delta)
+        G_delta = _remaining_gram_rows(cert, Delta)
         quad = _downdated_quadratic(Delta, G_delta, Y)
         if cert.gram_drift is not None and np.array_equal(cert.drift_at, theta):
             G_drift = cert.gram_drift
         elif not np.any(Drift):  # the first request
             G_drift = np.zeros_like(Drift)
         else:
-            G_drift = _gram_rows(cert.gram, Drift)
+            G_drift = _remaining_gram_rows(cert, Drift)
         drift_quad = _downdated_quadratic(Drift, G_drift, Y)
         gram_drift = G_drift + G_delta
+        if Y is not None:  # (θ' − θ*) (G_cur − YᵀY)
+            gram_drift = gram_drift - ((Drift + Delta) @ Y.T) @ Y
         drift_at = np.array(theta_new, dtype=np.float64)
+        gram, gram_removed, norm_after = _gram_after(cert, Y)
+        norm = min(norm, norm_after)
     else:  # G ⪯ λ_max I as well: the smaller of the two bounds
         quad = min(_diagonal_quadratic(diagonal, Delta), np.sqrt(norm) * _fro(Delta))
         drift_quad = min(
@@ -461,10 +551,7 @@ def request_certificate(
         )
         exact = None
         if gram_quadratics is not None:
-            removed_rows = None
-            if X is not None and X.shape[0]:
-                removed_rows = _scaled_augmented_rows(maths, X, removed_weights)
-            exact = gram_quadratics(Delta, Drift, removed=removed_rows)
+            exact = gram_quadratics(Delta, Drift)
         if exact is not None:  # the remaining rows' Gram itself
             quad, drift_quad = min(quad, exact[0]), min(drift_quad, exact[1])
 
@@ -524,7 +611,11 @@ def request_certificate(
         "cumulative_gradient_bound": _json_float(cumulative),
     }
     return certificate, cert.replace(
+        gram=gram,
+        gram_removed=gram_removed,
+        gram_norm=norm,
         gram_diagonal=diagonal,
+        gershgorin_sums=gershgorin,
         gram_drift=gram_drift,
         drift_at=drift_at,
         cumulative_bound=cumulative,
@@ -583,8 +674,9 @@ def stacked_request_certificates(
         c is not None and c.binary and c.gram is not None for c in certs
     ):
         return None
-    gram = certs[0].gram
-    factor_shape = certs[0].excess_factor.shape
+    first = certs[0]
+    gram, pending = first.gram, first.gram_removed
+    factor_shape = first.excess_factor.shape
     for c in certs[1:]:
         if c.excess_factor.shape != factor_shape:
             return None
@@ -592,22 +684,31 @@ def stacked_request_certificates(
             c.gram.shape == gram.shape and np.array_equal(c.gram, gram)
         ):
             return None
+        if c.gram_removed is not pending and not (
+            c.gram_removed is not None
+            and pending is not None
+            and np.array_equal(c.gram_removed, pending)
+        ):
+            return None
     f64 = np.float64
     theta = np.asarray(theta, dtype=f64)
     delta = np.asarray(theta_new, dtype=f64) - theta
     gradient = np.asarray(gradient, dtype=f64)
 
-    # As request_certificate: the Gram of the rows still there is bounded by
-    # G_fit − Y_SᵀY_S (G_fit shared by every output and never copied), its
-    # diagonal downdated exactly, and (θ − θ*) G_fit carried between requests.
+    # As request_certificate: the Gram of the rows still there is G_cur − Y_SᵀY_S
+    # (its stored array shared by every output and never copied), its diagonal
+    # downdated exactly, and (θ − θ*) G carried between requests.
     Y = _weighted_rows(maths, X, removed_weights)
     diagonal = np.array([c.gram_diagonal for c in certs]) - np.einsum("ij,ij->j", Y, Y)
     diagonal = np.maximum(diagonal, 0.0)
-    norm = np.minimum(np.array([c.gram_norm for c in certs]), diagonal.sum(axis=1))
+    gram_after, removed_after, norm_after = _gram_after(first, Y)
+    norm = np.minimum(
+        np.minimum([c.gram_norm for c in certs], norm_after), diagonal.sum(axis=1)
+    )
     drift_vector = theta - np.asarray(point, dtype=f64)
     n = theta.shape[0]
-    # (θ − θ*) G_fit: carried where the state holds it at θ, zero at θ*, else one
-    # product for the outputs that need it, together with Δ G_fit.
+    # (θ − θ*) G: carried where the state holds it at θ, zero at θ*, else one
+    # product for the outputs that need it, together with Δ G.
     G_drift = np.zeros_like(drift_vector)
     missing = []
     for o, c in enumerate(certs):
@@ -615,17 +716,17 @@ def stacked_request_certificates(
             G_drift[o] = c.gram_drift.ravel()
         elif np.any(drift_vector[o]):
             missing.append(o)
-    products = np.vstack([delta, drift_vector[missing]]) @ gram
+    products = _remaining_gram_rows(first, np.vstack([delta, drift_vector[missing]]))
     G_delta = products[:n]
     G_drift[missing] = products[n:]
 
-    def quad(A, GA):  # √(a (G_fit − YᵀY) aᵀ) for every row a of A
+    def quad(A, GA):  # √(a (G_cur − YᵀY) aᵀ) for every row a of A
         value = np.einsum("oj,oj->o", A, GA) - np.sum((Y @ A.T) ** 2, axis=0)
         return np.sqrt(np.maximum(value, 0.0))
 
     q = quad(delta, G_delta)
     drift_quad = quad(drift_vector, G_drift)
-    new_drift = G_drift + G_delta
+    new_drift = G_drift + G_delta - ((drift_vector + delta) @ Y.T) @ Y
     drift_at = np.array(theta_new, dtype=f64)
     penalty = np.array([c.penalty for c in certs])
     kappa = _BINARY_CURVATURE_MAX
@@ -696,6 +797,9 @@ def stacked_request_certificates(
         state = object.__new__(type(c))
         state.__dict__.update(
             c.__dict__,
+            gram=gram_after,
+            gram_removed=removed_after,
+            gram_norm=float(norm[o]),
             gram_diagonal=diagonal[o],
             gram_drift=new_drift[o : o + 1],
             drift_at=drift_at[o],

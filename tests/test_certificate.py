@@ -481,12 +481,18 @@ def test_cg_gram_values_and_quadratics_match_their_definition(
     expected = [np.sqrt(np.trace(M @ G_left @ M.T)) for M in (A, B)]
     removed = sp.csr_matrix(removed) if sparse else removed
     assert_allclose(curvature.gram_quadratics(A, B, removed=removed), expected)
-    # kept through requests (the fit's Gram, never downdated, in memory of its
-    # own: it does not hold the fit's pair values alive) and counted
+    # In memory of its own (it does not hold the fit's pair values alive), and
+    # counted; downdated with the curvature (issue 22: a Gram that still counts
+    # forgotten rows gives them back by difference with the downdated diagonal).
     assert not np.shares_memory(curvature.gram_values, curvature.values)
-    later = curvature.downdated(rows=(Xt[3:5], V[3:5]))
-    assert later.gram_values is curvature.gram_values
     assert curvature.nbytes >= curvature.values.nbytes + curvature.gram_values.nbytes
+    later = curvature.downdated(rows=(Xt[3:5], V[3:5]), gram_weights=g[3:5])
+    rest = np.r_[0:3, 5:40]
+    G_rest = (X[rest].T * g[rest]) @ X[rest]
+    expected = [np.sqrt(np.trace(M @ G_rest @ M.T)) for M in (A, B)]
+    assert_allclose(later.gram_quadratics(A, B), expected, rtol=1e-10)
+    # without the weights the Gram cannot be downdated: it is dropped, not kept
+    assert curvature.downdated(rows=(Xt[3:5], V[3:5])).gram_values is None
 
 
 def test_cg_pickled_without_the_gram_still_certifies():
