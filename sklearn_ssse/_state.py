@@ -323,6 +323,10 @@ class ErasureState:
         :data:`STATE_FORMAT_VERSION` of the library that built the state.
     library_version : str
         The sklearn-ssse version that built the state at ``fit``.
+    max_multiplicity : int
+        An upper bound on how often one training row (values and label)
+        repeats in the training set (an aggregate, from ``fit``): a request may
+        hold identical rows up to it. 1 in states of older pickles.
     state_id : str
         A random identifier of this state, new at ``fit`` and at every request
         (:func:`new_state_id`); ``None`` in states of older pickles.
@@ -350,7 +354,8 @@ class ErasureState:
     certificate_state: object = None
     format_version: int = STATE_FORMAT_VERSION
     library_version: str = field(default_factory=_library_version)
-    # Plain defaults (class attributes), so that states of older pickles read None.
+    # Plain defaults (class attributes), so that states of older pickles read them.
+    max_multiplicity: int = 1
     state_id: str | None = None
     parent_id: str | None = None
 

@@ -178,6 +178,31 @@ def _folded(curvature):
     return curvature
 
 
+def largest_multiplicity(X, y, mask):
+    """An upper bound on how often one row (values and label) repeats among the
+    rows ``mask`` of ``(X, y)``: the size of the largest group of rows whose random projections
+    and labels agree to rounding (one matrix-vector product and a sort; equal
+    rows always agree, unequal ones merge only by a near-tie, which can only
+    raise the bound)."""
+    n = X.shape[0]
+    if n < 2:
+        return 1
+    dtype = X.dtype if X.dtype in (np.float32, np.float64) else np.float64
+    direction = np.random.default_rng(0x5EED).standard_normal(X.shape[1])
+    direction = direction.astype(dtype)
+    projected = np.asarray(X @ direction, dtype=np.float64).ravel()[mask]
+    y = np.asarray(y)[mask]
+    if projected.shape[0] < 2:
+        return 1
+    scale = float(np.abs(projected).max(initial=0.0)) + np.finfo(np.float64).tiny
+    tolerance = 8 * X.shape[1] * np.finfo(dtype).eps * scale
+    order = np.lexsort((projected, y))
+    projected, labels = projected[order], np.asarray(y)[order]
+    new_group = (np.diff(projected) > tolerance) | (labels[1:] != labels[:-1])
+    starts = np.flatnonzero(np.r_[True, new_group, True])
+    return int(np.diff(starts).max())
+
+
 def _power_of_two_above(value):
     """The smallest power of two ≥ ``value`` (0 for 0): a bound that hides ``value``."""
     if not np.isfinite(value):
@@ -690,6 +715,7 @@ class ErasableMixin(PartialForgetRequestMixin):
         trained = sample_weight > 0  # rows of weight 0 were never part of the model
         estimated = self.fisher_batch_size > 1
         row_norm_bound = _power_of_two_above(_row_norms(X).max(initial=0.0))
+        max_multiplicity = largest_multiplicity(X, y, trained)
         certificate_state = None
         if self._certificate_supported():
             hessian = self._curvature_kind() == "hessian"
@@ -736,6 +762,7 @@ class ErasableMixin(PartialForgetRequestMixin):
             curvature_params=self._curvature_params(),
             coefficients=theta.copy(),
             certificate_state=certificate_state,
+            max_multiplicity=max_multiplicity,
         )
         if structure in ("cg", "cg-class"):
             self._warn_if_costly(structure, curvature, X, maths)
@@ -1188,13 +1215,17 @@ class ErasableMixin(PartialForgetRequestMixin):
                     X_host, y_user[candidates], weights_host[candidates]
                 )
             _, first, repeats = np.unique(plain, return_index=True, return_counts=True)
-            if np.any(repeats > 1):
-                row = int(candidates[first[np.argmax(repeats > 1)]])
+            # Identical rows of different people are normal: refused only past
+            # the largest multiplicity of any training row (an aggregate).
+            allowed = int(getattr(state, "max_multiplicity", 1))
+            if np.any(repeats > allowed):
+                row = int(candidates[first[np.argmax(repeats > allowed)]])
                 raise InvalidRequestError(
-                    f"the request holds the same row more than once (row {row} "
-                    f"appears {repeats.max()} times): each training row can be "
-                    "forgotten once. If the training set really held identical "
-                    "rows, pass an ErasureLedger, which knows how many copies it had"
+                    f"the request holds the same row {repeats.max()} times (row "
+                    f"{row}), but no row appeared more than {allowed} time(s) in "
+                    "the training set: each training row can be forgotten once. "
+                    "Pass an ErasureLedger to check every row's multiplicity "
+                    "exactly"
                 )
         return _Request(
             X, y, sample_weight, state, theta, y_user, fingerprints, request_id
