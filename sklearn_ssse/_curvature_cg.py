@@ -901,7 +901,10 @@ class RowCurvature(ConjugateGradientCurvature):
     the blocks (which cost 49 MB, as much as the rows, and about 2 s of one
     core at the fit). Neither is downdated: a request changes ``M`` by a few
     rows, CG converges to the new ``M``'s solution whatever the
-    preconditioner, and only the number of products could grow.
+    preconditioner, and only the number of products could grow. Since it
+    still sums the forgotten rows, a preconditioner built before a request is
+    never pickled or copied: the loaded (or compacted) model rebuilds it from
+    the rows it holds.
     """
 
     def __init__(
@@ -920,6 +923,7 @@ class RowCurvature(ConjugateGradientCurvature):
         kronecker=None,
         blocks=None,
         gram_weights=None,
+        stale_preconditioner=False,
     ):
         self.rows = sp.csr_matrix(rows) if sp.issparse(rows) else np.asarray(rows)
         self.weights = np.asarray(weights)
@@ -936,6 +940,9 @@ class RowCurvature(ConjugateGradientCurvature):
         self._rows_T = self.rows.T  # a CSC view of the same arrays, made once
         self.kronecker = kronecker
         self.blocks = blocks
+        # Whether the (dense-rows) preconditioner still sums rows forgotten since
+        # it was built; such a preconditioner is never pickled or copied.
+        self._stale_preconditioner = bool(stale_preconditioner)
         self._prepare_mixing(pairs, n_outputs)
         super().__init__(
             n_outputs,
@@ -985,20 +992,9 @@ class RowCurvature(ConjugateGradientCurvature):
         weights = np.ascontiguousarray(Vall[:, a, b])
         diagonal = cls._row_diagonal(rows, weights, pairs, n_outputs)
         prior, null_scale = prior_fn(diagonal.ravel())
-        kronecker = blocks = None
-        if not sp.issparse(rows) and width <= n:
-            if n_outputs * width <= BLOCKS_PER_ROWS * n:
-                own = np.einsum("iaa->ia", Vall)
-                step = n if row_chunk is None else max(int(row_chunk), 1)
-                try:
-                    blocks = cls.block_preconditioner(rows, own, prior, step)
-                except np.linalg.LinAlgError:  # e.g. float32 rounding: Kronecker
-                    blocks = None
-            if blocks is None:
-                kept = Vall
-                if not couple_outputs:
-                    kept = Vall * np.eye(n_outputs, dtype=Vall.dtype)
-                kronecker = cls.kronecker_preconditioner(rows, kept, prior)
+        kronecker, blocks = cls._preconditioners(
+            rows, Vall, prior, couple_outputs, row_chunk
+        )
         null = np.asarray(null, dtype=rows.dtype) * np.sqrt(null_scale).astype(
             rows.dtype
         )
@@ -1059,6 +1055,52 @@ class RowCurvature(ConjugateGradientCurvature):
             out[a] = inverse
         return out
 
+    @classmethod
+    def _preconditioners(cls, rows, V, prior, couple_outputs, row_chunk=None):
+        """``(kronecker, blocks)``: the preconditioner of dense rows (one of the
+        two, see the class Notes), or ``(None, None)`` (Jacobi)."""
+        n, width = rows.shape
+        n_outputs = V.shape[1]
+        kronecker = blocks = None
+        if not sp.issparse(rows) and width <= n:
+            if n_outputs * width <= BLOCKS_PER_ROWS * n:
+                own = np.einsum("iaa->ia", V)
+                step = n if row_chunk is None else max(int(row_chunk), 1)
+                try:
+                    blocks = cls.block_preconditioner(rows, own, prior, step)
+                except np.linalg.LinAlgError:  # e.g. float32 rounding: Kronecker
+                    blocks = None
+            if blocks is None:
+                kept = V
+                if not couple_outputs:
+                    kept = V * np.eye(n_outputs, dtype=V.dtype)
+                kronecker = cls.kronecker_preconditioner(rows, kept, prior)
+        return kronecker, blocks
+
+    def compacted(self):
+        """This curvature with its preconditioner rebuilt from the rows held,
+        when the one in memory still sums forgotten rows (itself otherwise)."""
+        if not self._stale_preconditioner:
+            return self
+        clone = copy.copy(self)
+        clone._rebuild_preconditioner()
+        return clone
+
+    def _rebuild_preconditioner(self):
+        """The preconditioner from the rows held now (after requests, the one
+        built at ``fit`` still sums the forgotten rows: it is dropped from
+        pickles and copies and rebuilt here, on first use)."""
+        n = self.rows.shape[0]
+        V = np.zeros((n, self.n_outputs, self.n_outputs), dtype=self.weights.dtype)
+        for p, (a, b) in enumerate(self.pairs):
+            V[:, a, b] = V[:, b, a] = self.weights[:, p]
+        coupled = any(a != b for a, b in self.pairs)
+        chunk = max(1, 2**24 // (8 * max(self.width, 1)))
+        self.kronecker, self.blocks = self._preconditioners(
+            self.rows, V, self.prior, coupled, chunk
+        )
+        self._stale_preconditioner = False
+
     @staticmethod
     def kronecker_preconditioner(rows, V, prior):
         """``(Q_A, Q_B, λ_A λ_Bᵀ + p̄)``: the eigendecompositions of ``A`` (the
@@ -1115,6 +1157,10 @@ class RowCurvature(ConjugateGradientCurvature):
 
     def __getstate__(self):  # no hashes, no copies of what the rows give again
         state = self.__dict__.copy()
+        if state.get("_stale_preconditioner"):
+            # Built from rows forgotten since: rebuilt from the rows held after
+            # loading, never persisted.
+            state["kronecker"] = state["blocks"] = None
         for derived in (
             "_rows_T",
             "_full_weights",
@@ -1128,6 +1174,7 @@ class RowCurvature(ConjugateGradientCurvature):
 
     def __setstate__(self, state):
         self.__dict__.setdefault("blocks", None)  # (pickled before it existed)
+        self.__dict__.setdefault("_stale_preconditioner", False)
         self.__dict__.update(state)
         self._rows_T = self.rows.T
         self._prepare_mixing(self.pairs, self.n_outputs)
@@ -1347,6 +1394,10 @@ class RowCurvature(ConjugateGradientCurvature):
         return 1.0 / diagonal
 
     def _precondition(self, r):
+        if self._stale_preconditioner and self.blocks is None and (
+            self.kronecker is None
+        ):
+            self._rebuild_preconditioner()  # loaded after requests
         if self.blocks is not None:  # each output's own block
             return np.matmul(self.blocks, r.reshape(self.n_outputs, -1, 1)).ravel()
         if self.kronecker is None:
@@ -1444,6 +1495,7 @@ class RowCurvature(ConjugateGradientCurvature):
             data_diagonal=data_diagonal,
             kronecker=self.kronecker,
             blocks=self.blocks,
+            stale_preconditioner=self.kronecker is not None or self.blocks is not None,
             gram_weights=(
                 None
                 if getattr(self, "gram_weights", None) is None

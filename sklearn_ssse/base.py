@@ -46,7 +46,7 @@ from sklearn.utils.validation import (
 from . import _array_api
 from ._active_set import ActiveSetMaths
 from ._curvature import BlockDiagonalInverse, block_bounds
-from ._curvature_cg import rows_product
+from ._curvature_cg import RowCurvature, rows_product
 from ._curvature_structures import (
     build_cg_curvature,
     COSTLY_REQUEST_RATIO,
@@ -175,6 +175,8 @@ def _folded(curvature):
         return curvature.compacted() if any(curvature.rank) else curvature
     if isinstance(curvature, StackedBlockInverse):
         return curvature._plain() if curvature.stack.rank else curvature
+    if isinstance(curvature, RowCurvature):  # a preconditioner of forgotten rows
+        return curvature.compacted()
     return curvature
 
 
