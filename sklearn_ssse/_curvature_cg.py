@@ -1495,7 +1495,9 @@ class RowCurvature(ConjugateGradientCurvature):
             data_diagonal=data_diagonal,
             kronecker=self.kronecker,
             blocks=self.blocks,
-            stale_preconditioner=self.kronecker is not None or self.blocks is not None,
+            stale_preconditioner=self._stale_preconditioner
+            or self.kronecker is not None
+            or self.blocks is not None,
             gram_weights=(
                 None
                 if getattr(self, "gram_weights", None) is None
