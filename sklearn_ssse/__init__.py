@@ -47,3 +47,13 @@ __all__ = [
     "verify_erasure",
 ]
 __version__ = "0.2.0.dev0"
+
+from ._trusted import trusted_types  # noqa: E402
+
+__all__ += ["trusted_types"]
+
+from .exceptions import StaleStateError  # noqa: E402
+from .journal import Journal  # noqa: E402
+from .persistence import ErasureStore  # noqa: E402
+
+__all__ += ["ErasureStore", "Journal", "StaleStateError"]

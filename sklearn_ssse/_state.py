@@ -330,6 +330,9 @@ class ErasureState:
     state_id : str
         A random identifier of this state, new at ``fit`` and at every request
         (:func:`new_state_id`); ``None`` in states of older pickles.
+    root_id : str or None
+        ``state_id`` of the state ``fit`` published, carried by every state
+        computed from it: the lineage's name.
     parent_id : str or None
         ``state_id`` of the state this one was computed from (``None`` after
         ``fit``). Together they give a saved model its lineage: a store refuses
@@ -358,10 +361,13 @@ class ErasureState:
     max_multiplicity: int = 1
     state_id: str | None = None
     parent_id: str | None = None
+    root_id: str | None = None
 
     def __post_init__(self):
         if self.state_id is None:
             object.__setattr__(self, "state_id", new_state_id())
+        if self.root_id is None and self.parent_id is None:
+            object.__setattr__(self, "root_id", self.state_id)
 
     @property
     def version(self):

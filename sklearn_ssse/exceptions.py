@@ -36,6 +36,7 @@ __all__ = [
     "InvalidRequestError",
     "RefitRecommendedError",
     "RefitRecommendedWarning",
+    "StaleStateError",
 ]
 
 
@@ -130,3 +131,14 @@ class InconsistentStateVersionWarning(UserWarning):
             "compatible before relying on partial_forget (a state of another "
             "format is refused); refitting with this version is safest."
         )
+
+
+class StaleStateError(ErasureError):
+    """A saved model file moved on since this model was loaded from it.
+
+    Raised by :meth:`sklearn_ssse.persistence.ErasureStore.save` (a
+    compare-and-swap) when the file's state is not an ancestor of the model's:
+    another worker published a request meanwhile, and saving would silently undo
+    it. Nothing was written; load the newest state, apply the request again and
+    save (or use :meth:`~sklearn_ssse.persistence.ErasureStore.transaction`).
+    """
