@@ -866,8 +866,10 @@ class ErasableLogisticRegressionCV(PartialForgetRequestMixin, LogisticRegression
     remaining rows, not a new search. :attr:`selection_stale_` is True as soon as a
     row has been forgotten; call ``fit`` on the remaining data to redo the
     selection. The fold models in ``coefs_paths_`` were trained on the forgotten
-    rows: delete that attribute (or the whole search state) if it must not be
-    kept.
+    rows and would give them back by difference with the erased model: the first
+    request deletes them (``coefs_paths_`` becomes ``None``). ``scores_`` (fold
+    scores, aggregates) and the selected ``C_`` stay, as a trace listed in
+    ``docs/privacy.md`` until the next ``fit``.
 
     Parameters
     ----------
@@ -887,7 +889,8 @@ use_legacy_attributes
     classes_, coef_, intercept_, Cs_, l1_ratios_, coefs_paths_, scores_, C_, \
 l1_ratio_, n_iter_, n_features_in_, feature_names_in_
         As in :class:`~sklearn.linear_model.LogisticRegressionCV`; ``coef_`` and
-        ``intercept_`` change with every :meth:`partial_forget`, the others never.
+        ``intercept_`` change with every :meth:`partial_forget`, ``coefs_paths_``
+        becomes ``None`` at the first one, the others never change.
 
     final_estimator_ : ErasableLogisticRegression or None
         The final model with its erasure state (``curvature_inverse_``,
@@ -1068,12 +1071,15 @@ l1_ratio_, n_iter_, n_features_in_, feature_names_in_
             **{name: getattr(self, name) for name in _ERASURE_PARAMS},
         )
 
-    def partial_forget(self, X, y, sample_weight=None, *, ledger=None):
+    def partial_forget(
+        self, X, y, sample_weight=None, *, ledger=None, request_id=None
+    ):
         """Erase training rows from the final model in one closed-form step.
 
         See :meth:`ErasableLogisticRegression.partial_forget`. ``C_``,
-        ``l1_ratio_``, ``scores_`` and ``coefs_paths_`` are left as they are: they
-        still reflect the forgotten rows (:attr:`selection_stale_`).
+        ``l1_ratio_`` and ``scores_`` are left as they are: they still reflect
+        the forgotten rows (:attr:`selection_stale_`). ``coefs_paths_`` (the
+        fold models, trained on the forgotten rows) is deleted: set to ``None``.
 
         Parameters
         ----------
@@ -1084,6 +1090,8 @@ l1_ratio_, n_iter_, n_features_in_, feature_names_in_
         sample_weight : array-like of shape (n_rows,), default=None
             The sample weights these rows had in ``fit`` (ones when ``None``).
         ledger : ErasureLedger, default=None
+            As in :meth:`ErasableLogisticRegression.partial_forget`.
+        request_id : str, default=None
             As in :meth:`ErasableLogisticRegression.partial_forget`.
 
         Returns
@@ -1114,14 +1122,19 @@ l1_ratio_, n_iter_, n_features_in_, feature_names_in_
         final = self.final_estimator_
         with final._erasure_lock():
             final.set_params(**{name: getattr(self, name) for name in _ERASURE_PARAMS})
-            final.partial_forget(X, y, sample_weight=sample_weight, ledger=ledger)
+            final.partial_forget(
+                X, y, sample_weight=sample_weight, ledger=ledger, request_id=request_id
+            )
             # One update of __dict__: a reader sees the model before or after.
+            forgotten = final.n_forgotten_ > 0
             self.__dict__.update(
                 coef_=final.coef_,
                 intercept_=final.intercept_,
                 class_counts_=final.class_counts_,
                 n_forgotten_=final.n_forgotten_,
-                selection_stale_=final.n_forgotten_ > 0,
+                selection_stale_=forgotten,
+                # the fold models were trained on the forgotten rows
+                coefs_paths_=None if forgotten else self.coefs_paths_,
             )
         return self
 

@@ -88,6 +88,8 @@ def test_forgetting_approaches_a_refit_with_the_selected_C(binary_data, params):
     assert cv.C_ == selected["C_"] and cv.l1_ratio_ == selected["l1_ratio_"]
     assert_array_equal(cv.scores_, selected["scores_"])
     assert_array_equal(cv.coef_, cv.final_estimator_.coef_)
+    # the fold models, trained on the forgotten rows, are gone (issue 22)
+    assert cv.coefs_paths_ is None
 
 
 def test_final_estimator_is_the_selected_objective(binary_data):
