@@ -525,9 +525,11 @@ class ConjugateGradientCurvature(CurvatureInverse):
             out += self.null @ (self.null.T @ x.ravel())
         return out
 
-    def diagonal(self):
-        """The diagonal of ``M``."""
-        data = self._data_diagonal(
+    def data_term_diagonal(self):
+        """The diagonal of ``M``'s data term ``Σ_i V_i ⊗ x̃_i x̃_iᵀ``, from the
+        stored values (not ``diagonal() − prior``: in float32 a small feature's
+        curvature would vanish against the damping)."""
+        return self._data_diagonal(
             self.values,
             self.pattern,
             self.pairs,
@@ -535,6 +537,10 @@ class ConjugateGradientCurvature(CurvatureInverse):
             self.width,
             self._diagonal_at,
         )
+
+    def diagonal(self):
+        """The diagonal of ``M``."""
+        data = self.data_term_diagonal()
         return self.prior + data + np.sum(self.null**2, axis=1)
 
     def _make_preconditioner(self):
@@ -1382,6 +1388,10 @@ class RowCurvature(ConjugateGradientCurvature):
             support = np.flatnonzero(np.any(self.null != 0, axis=1))
             cached = self._null_rows = (support, self.null[support])
         return cached
+
+    def data_term_diagonal(self):
+        """The diagonal of ``M``'s data term, as kept with the rows."""
+        return self._data_diag.ravel()
 
     def diagonal(self):
         """The diagonal of ``M``."""

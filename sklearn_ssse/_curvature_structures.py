@@ -427,7 +427,7 @@ def build_cg_curvature(
         augment=augment,
         **extra,
     )
-    data_diagonal = inverse.diagonal() - inverse.prior - np.sum(inverse.null**2, 1)
+    data_diagonal = inverse.data_term_diagonal()
     return inverse, inverse.prior, data_diagonal.astype(np.float64)
 
 

@@ -327,6 +327,10 @@ class ErasureState:
         An upper bound on how often one training row (values and label)
         repeats in the training set (an aggregate, from ``fit``): a request may
         hold identical rows up to it. 1 in states of older pickles.
+    max_sample_weight : float
+        A power of two at or above every training row's sample weight (an
+        aggregate): heavier request rows cannot be training rows. ``inf`` in
+        states of older pickles.
     state_id : str
         A random identifier of this state, new at ``fit`` and at every request
         (:func:`new_state_id`); ``None`` in states of older pickles.
@@ -359,6 +363,7 @@ class ErasureState:
     library_version: str = field(default_factory=_library_version)
     # Plain defaults (class attributes), so that states of older pickles read them.
     max_multiplicity: int = 1
+    max_sample_weight: float = float("inf")
     state_id: str | None = None
     parent_id: str | None = None
     root_id: str | None = None

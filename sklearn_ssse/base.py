@@ -485,6 +485,10 @@ class ErasableMixin(PartialForgetRequestMixin):
         """
         return residual, 0.0
 
+    def _check_update(self, theta_new, X):
+        """Raise :class:`ErasureNumericalError` if the parameters ``theta_new``
+        cannot be published (default: any finite parameters can)."""
+
     def _removal_guarantee(self, state, certificate):
         """The certified-removal entry of a request's certificate, or ``None``."""
         return None
@@ -718,6 +722,7 @@ class ErasableMixin(PartialForgetRequestMixin):
         estimated = self.fisher_batch_size > 1
         row_norm_bound = _power_of_two_above(_row_norms(X).max(initial=0.0))
         max_multiplicity = largest_multiplicity(X, y, trained)
+        max_sample_weight = _power_of_two_above(float(sample_weight.max(initial=0)))
         certificate_state = None
         if self._certificate_supported():
             hessian = self._curvature_kind() == "hessian"
@@ -765,6 +770,7 @@ class ErasableMixin(PartialForgetRequestMixin):
             coefficients=theta.copy(),
             certificate_state=certificate_state,
             max_multiplicity=max_multiplicity,
+            max_sample_weight=max_sample_weight,
         )
         if structure in ("cg", "cg-class"):
             self._warn_if_costly(structure, curvature, X, maths)
@@ -1121,6 +1127,13 @@ class ErasableMixin(PartialForgetRequestMixin):
                 f"{float(weights_host[bad_weight[0]])!r} or less (first at row "
                 f"{bad_weight[0]}); a row of weight 0 contributed nothing to the "
                 "model and is not part of its state"
+            )
+        heaviest = float(weights_host.max())
+        if heaviest > getattr(state, "max_sample_weight", np.inf):
+            raise InvalidRequestError(
+                f"sample_weight {heaviest:g} is larger than any training row's "
+                f"(all were at most {state.max_sample_weight:g}): give the rows the "
+                "weights they had in fit"
             )
         try:  # binary search in the sorted classes (np.isin sorts both)
             found = np.searchsorted(classes, y_user)
@@ -1501,17 +1514,19 @@ class ErasableMixin(PartialForgetRequestMixin):
         if xp is None:
             theta_new = theta_new.astype(theta.dtype)
             finite = np.all(np.isfinite(theta_new))
-            step_norm = float(np.linalg.norm(theta_new - theta))
+            with np.errstate(over="ignore", invalid="ignore"):
+                step_norm = float(np.linalg.norm(theta_new - theta))
         else:  # two scalar reads on the host
             theta_new = xp.astype(theta_new, theta.dtype)
             finite = bool(xp.all(xp.isfinite(theta_new)))
             step_norm = float(xp.linalg.vector_norm(theta_new - theta))
-        if not finite:
+        if not finite or not np.isfinite(step_norm):
             raise ErasureNumericalError(
                 "the update would make the parameters non-finite; the request is "
                 "too large for one step from this model: refit instead. The model "
                 "is unchanged."
             )
+        self._check_update(theta_new, X)
 
         certificate, certificate_state = None, state.certificate_state
         if certificate_state is not None:

@@ -37,6 +37,7 @@ __all__ = [
     "RefitRecommendedError",
     "RefitRecommendedWarning",
     "StaleStateError",
+    "UnscaledInputWarning",
 ]
 
 
@@ -142,3 +143,10 @@ class StaleStateError(ErasureError):
     it. Nothing was written; load the newest state, apply the request again and
     save (or use :meth:`~sklearn_ssse.persistence.ErasureStore.transaction`).
     """
+
+
+class UnscaledInputWarning(UserWarning):
+    """The inputs of a model whose erasure step assumes roughly unit-scale
+    features are far from it (:class:`~sklearn_ssse.ErasableMLPClassifier`):
+    one step from such a fit can wreck the network. Scale the features first
+    (``StandardScaler`` in a pipeline)."""
