@@ -600,12 +600,7 @@ class ErasableMixin(PartialForgetRequestMixin):
         excess = []  # the flat-direction terms added to M, for the certificate
         class_sums = None
         fused = hasattr(maths, "curvature_blocks_and_gradient_sums")
-        if structure != "blocks":
-            if self.fisher_batch_size > 1:
-                raise ValueError(
-                    f"curvature_structure={structure!r} stores the exact curvature; "
-                    "fisher_batch_size > 1 needs curvature_structure='blocks'"
-                )
+        if structure != "blocks":  # options resolved before the solver ran
             coupling = None
             n_iter = getattr(self, "n_iter_", None)
             if (

@@ -18,9 +18,11 @@ from sklearn.utils.validation import (
 )
 
 from . import _array_api
+from ._compat import LOGISTIC_CV_SCORING_DEFAULT
 from ._curvature_structures import STRUCTURES, structure_candidates
 from ._logistic_maths import LogisticMaths
 from ._memory import block_estimate, check_memory_budget
+from ._options import resolve_erasure_options
 from ._perturbation import (
     draw_perturbation,
     gradient_budget,
@@ -450,8 +452,7 @@ random_state, solver, max_iter, warm_start, n_jobs
             Before anything is fitted, if the erasure state would not fit in
             ``memory_budget`` (see that parameter).
         """
-        self._check_curvature_params()
-        self._check_removal_params(X)
+        resolve_erasure_options(self, X)  # every combination, before the solver
         check_memory_budget(self, X, y)  # before anything changes
         with self._erasure_lock():  # no request may interleave with a refit
             self.__dict__.pop("erasure_state_", None)
@@ -487,23 +488,6 @@ random_state, solver, max_iter, warm_start, n_jobs
             finally:
                 self.__dict__.pop("_removal_residual", None)
         return self
-
-    def _check_removal_params(self, X):
-        if self.removal_noise is None:
-            return
-        penalty, _ = self._penalty_and_l1_ratio()
-        if penalty != "l2":
-            raise ValueError(
-                f"removal_noise={self.removal_noise!r} (certified removal) needs a "
-                f"pure L2 penalty, not {penalty or 'no penalty (C=np.inf)'!r}: the "
-                "guarantee rests on a strictly convex, smooth objective. Use a "
-                "finite C with l1_ratio=0, or removal_noise=None"
-            )
-        if array_api_compat.is_array_api_obj(X) and not _array_api.is_numpy(X):
-            raise ValueError(
-                "removal_noise (certified removal) is implemented for NumPy and "
-                "SciPy inputs only; convert X to a NumPy array"
-            )
 
     def _fit_perturbed(self, X, y, sample_weight):
         """Replace the fitted parameters by the minimiser of the perturbed objective.
@@ -601,14 +585,6 @@ random_state, solver, max_iter, warm_start, n_jobs
             "holds": bool(holds),
             "reason": reason,
         }
-
-    def _check_curvature_params(self):
-        if self.fisher_batch_size > 1 and self.curvature != "fisher":
-            raise ValueError(
-                f"fisher_batch_size={self.fisher_batch_size} estimates the empirical "
-                f"Fisher from mini-batches; it needs curvature='fisher', not "
-                f"{self.curvature!r} (use fisher_batch_size=1 with the Hessian)"
-            )
 
     def _penalty_and_l1_ratio(self):
         """The penalty ``fit`` applies, as scikit-learn resolves it, and its L1 share.
@@ -940,7 +916,7 @@ l1_ratio_, n_iter_, n_features_in_, feature_names_in_
         cv=None,
         dual=False,
         penalty="deprecated",
-        scoring="warn",
+        scoring=LOGISTIC_CV_SCORING_DEFAULT,  # 1.9: "warn"; 1.8: None
         solver="lbfgs",
         tol=1e-4,
         max_iter=100,
@@ -1004,9 +980,7 @@ l1_ratio_, n_iter_, n_features_in_, feature_names_in_
         self : object
             Fitted estimator.
         """
-        ErasableLogisticRegression(
-            **{name: getattr(self, name) for name in _ERASURE_PARAMS}
-        )._check_curvature_params()
+        resolve_erasure_options(self, X)  # before the search runs
         super().fit(X, y, sample_weight=sample_weight, **params)
         self.n_forgotten_ = 0
         self.selection_stale_ = False

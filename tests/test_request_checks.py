@@ -110,3 +110,26 @@ def test_set_params_racing_requests_never_mixes_parameters():
     records = model.request_records_
     assert len(records) == applied and applied + refused == 60
     assert all(r.forget_scale in (0.5, 1.0) for r in records)
+
+
+# -- options resolved once, before the solver (issue 21) ------------------------
+@pytest.mark.parametrize(
+    "params, match",
+    [
+        (dict(curvature_structure="cg", l1_ratio=0.5, solver="saga"), "L1"),
+        (dict(curvature_structure="cg-rows", l1_ratio=1.0, solver="saga"), "L1"),
+        (dict(curvature="fisher", fisher_batch_size=8, curvature_structure="cg"), "exact"),
+        (dict(curvature="hessian", fisher_batch_size=8), "needs curvature='fisher'"),
+        (dict(removal_noise=1.0, C=np.inf), "pure L2"),
+    ],
+)
+def test_incompatible_options_are_refused_before_the_solver(params, match, monkeypatch):
+    from sklearn.linear_model import LogisticRegression
+
+    def solver_ran(*args, **kwargs):
+        raise AssertionError("the solver ran before the options were checked")
+
+    monkeypatch.setattr(LogisticRegression, "fit", solver_ran)
+    X, y = _tiny_feature_data()
+    with pytest.raises(ValueError, match=match):
+        ErasableLogisticRegression(**params).fit(X, y)
