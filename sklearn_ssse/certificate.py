@@ -866,6 +866,11 @@ class ErasureVerification:
         The model's own data-free bound at the same parameters, for comparison.
     n_remaining : int
         Rows the residual was computed over.
+    reference : str
+        What the bounds are against: the exact minimiser of the remaining
+        objective, not a refit made with a solver's default tolerance.
+    how_to_check : str
+        How to check the bounds independently.
     """
 
     gradient_norm: float
@@ -875,12 +880,21 @@ class ErasureVerification:
     max_proba_change: float | None
     certified_gradient_bound: float | None
     n_remaining: int
+    reference: str = (
+        "the exact minimiser of the remaining objective (the model's C, penalty, "
+        "class and sample weights over the remaining rows), not a refit at a "
+        "solver's default tolerance (tol=1e-4 can sit further away than the bound)"
+    )
+    how_to_check: str = (
+        "refit a clone on the remaining rows with tol=1e-12 and a large max_iter; "
+        "its distance to the model's [coef_ | intercept_] is at most distance_bound "
+        "and its probabilities on X_query differ by at most max_proba_change"
+    )
 
     def to_dict(self):
         """The fields as a dict of plain Python values."""
         return {
-            k: _json_float(v) if k != "n_remaining" else v
-            for k, v in vars(self).items()
+            k: v if k in _TEXT_FIELDS else _json_float(v) for k, v in vars(self).items()
         }
 
     def to_json(self, **kwargs):
@@ -889,6 +903,7 @@ class ErasureVerification:
 
 
 _RADII = np.geomspace(1e-6, 1e3, 28)
+_TEXT_FIELDS = ("n_remaining", "reference", "how_to_check")
 
 
 def verify_erasure(
@@ -913,11 +928,16 @@ def verify_erasure(
 
     Parameters
     ----------
-    model : ErasableLogisticRegression
-        A fitted model, after any number of requests.
+    model : ErasableLogisticRegression, or a composition of one
+        A fitted model, after any number of requests; or a
+        :class:`~sklearn.pipeline.Pipeline`, a search (``refit`` set) or an
+        :class:`~sklearn_ssse.ErasableLogisticRegressionCV` ending in one, whose
+        final model is checked (the rows are then raw, as given to its ``fit``).
     X_remaining : {array-like, sparse matrix} of shape (n_remaining, n_features)
         The training rows not forgotten (all of them: the residual is over the
-        whole remaining objective).
+        whole remaining objective). Their number per class (of positive
+        weight) must match the model's record (``erasure_state_.class_counts``),
+        or a ``ValueError`` says so.
     y_remaining : array-like of shape (n_remaining,)
         Their labels.
     sample_weight : array-like of shape (n_remaining,), default=None
@@ -939,6 +959,10 @@ def verify_erasure(
     Returns
     -------
     verification : ErasureVerification
+        Its bounds are against the exact minimiser of the remaining objective
+        (``reference``); a refit at a solver's default tolerance may sit
+        further away than they allow: check them with ``tol=1e-12``
+        (``how_to_check``).
 
     Examples
     --------
@@ -959,6 +983,11 @@ def verify_erasure(
     """
     from sklearn.utils.validation import validate_data
 
+    from ._composition import unwrap
+
+    model, to_inputs = unwrap(model)  # a pipeline, search or CV model: raw rows
+    X_remaining = to_inputs(X_remaining)
+    X_query = None if X_query is None else to_inputs(X_query)
     check_is_fitted(model, "erasure_state_")
     view = model._snapshot()
     state = view.erasure_state_
@@ -974,6 +1003,7 @@ def verify_erasure(
     )
     sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64)
     y = np.searchsorted(view.classes_, y_user)
+    _check_remaining_bookkeeping(view, state, y, y_user, sample_weight)
     C, strength, penalized = view._objective_scaling()
     active = state.class_counts > 0
     class_weight = np.asarray(
@@ -1106,6 +1136,29 @@ def verify_erasure(
         max_proba_change=change,
         certified_gradient_bound=certified,
         n_remaining=int(X.shape[0]),
+    )
+
+
+def _check_remaining_bookkeeping(model, state, y, y_user, sample_weight):
+    """Refuse a remaining set that the model's own counts contradict."""
+    classes = model.classes_
+    unknown = (y >= len(classes)) | (classes[np.minimum(y, len(classes) - 1)] != y_user)
+    if np.any(unknown):
+        raise ValueError(
+            "verify_erasure: y_remaining holds labels the model was not fitted on"
+        )
+    given = np.bincount(y[sample_weight > 0], minlength=len(classes))
+    recorded = np.asarray(state.class_counts)
+    if given.shape == recorded.shape and np.array_equal(given, recorded):
+        return
+    raise ValueError(
+        f"verify_erasure: the remaining set has {int(given.sum())} rows of positive "
+        f"weight, {dict(zip(classes.tolist(), given.tolist()))} per class, but the "
+        f"model's record says {int(recorded.sum())} rows remain "
+        f"({dict(zip(classes.tolist(), recorded.tolist()))}) after "
+        f"{state.n_forgotten} forgotten: these are not the rows the model is "
+        "trained on now (rows forgotten since, or not yet?), so a residual over "
+        "them proves nothing"
     )
 
 
@@ -1324,7 +1377,10 @@ def erasure_audit(model):
 
     Parameters
     ----------
-    model : fitted erasable estimator
+    model : fitted erasable estimator, or a composition of one
+        A bare estimator, or a pipeline, search (``refit`` set) or
+        :class:`~sklearn_ssse.ErasableLogisticRegressionCV` ending in one: the
+        records of its final model.
 
     Returns
     -------
@@ -1347,6 +1403,9 @@ def erasure_audit(model):
     >>> json.loads(log.to_json())[0]["certificate_cumulative_gradient_bound"] > 0
     True
     """
+    from ._composition import unwrap
+
+    model, _ = unwrap(model)  # a pipeline, search or CV model: its final model
     if hasattr(model, "estimators_") and not hasattr(model, "erasure_state_"):
         check_is_fitted(model)
         rows = []

@@ -29,23 +29,32 @@ rows updates it exactly, with only those rows:
   feature's minimum or maximum (otherwise the new extreme is unknown without the
   data: refused with :class:`ExtremeValueError`);
 - :class:`ErasableSimpleImputer` (a ``SimpleImputer`` that also counts the values
-  it saw), ``strategy="mean"``: its means are updated exactly; when remaining
-  training rows had missing values in a feature whose mean changed, the steps
-  after it were trained on the old imputed value, which is warned about
-  (:class:`ImputedRowsChangedWarning`);
+  it saw), ``strategy="mean"``, ``"most_frequent"`` or ``"constant"``: updated
+  exactly; when remaining training rows had missing values in a feature whose
+  mean changed, a ``StandardScaler`` right after it is corrected exactly but the
+  final step was trained on the old imputed value, which is warned about
+  (:class:`ImputedRowsChangedWarning`; a changed mode is refused);
+- :class:`ErasableOneHotEncoder` / :class:`ErasableOrdinalEncoder` (scikit-learn's
+  encoders that also count the rows of each category): a category left with no
+  rows leaves ``categories_`` as in a refit, and its column leaves the steps after
+  it and the final step (coefficient and erasure state); encoders with
+  ``categories`` given are stateless;
+- :class:`~sklearn.compose.ColumnTransformer` (``remainder``, ``"drop"`` and
+  ``"passthrough"`` entries, DataFrame columns by name) and nested pipelines,
+  step by step;
 - stateless steps (``"passthrough"``, ``FunctionTransformer``, ``Normalizer``,
-  ``Binarizer``) pass through when nothing upstream changed.
+  ``Binarizer``, ``PolynomialFeatures``) pass through when nothing upstream
+  changed (``PolynomialFeatures`` also after a change of scale alone).
 
-Any other fitted step is refused by name (:class:`UnsupportedStepError`):
-nothing is passed over silently. This includes
-:class:`~sklearn.impute.SimpleImputer`: its ``strategy="mean"`` statistic is a sum
-over rows, but scikit-learn does not store the per-feature count of observed
-values it was divided by, and a changed imputed value would also change the
-remaining rows that had missing values, on which the final step was trained
-(other strategies are not sums at all). ``update_preprocessing=False`` leaves every
-preprocessing step as fitted (with a warning naming them: they still summarise the
-rows) and erases the rows from the final step only, in the coordinates it was
-trained in.
+A column whose remaining rows are constant ends with ``var_`` 0 and ``scale_`` 1,
+as in a refit. Any other fitted step is refused by name
+(:class:`UnsupportedStepError`): nothing is passed over silently. This includes
+scikit-learn's own :class:`~sklearn.impute.SimpleImputer` and encoders with
+``categories="auto"``: they do not store the counts an exact update needs. The
+table of what is exact and what is refused, and why, is in ``docs/tabular.md``.
+``update_preprocessing=False`` leaves every preprocessing step as fitted (with a
+warning naming them: they still summarise the rows) and erases the rows from the
+final step only, in the coordinates it was trained in.
 
 **The classifier stays consistent with the new preprocessing.** Every supported
 step is an affine map per feature, so the final step's old inputs are an affine
@@ -75,10 +84,12 @@ transformed usually fail this test on their first scaler.
 
 import copy
 import warnings
+from typing import NamedTuple
 
 import numpy as np
 import scipy.linalg
 import scipy.sparse as sp
+from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
 from sklearn.model_selection._search import BaseSearchCV
 from sklearn.pipeline import Pipeline
@@ -88,8 +99,12 @@ from sklearn.preprocessing import (
     MaxAbsScaler,
     MinMaxScaler,
     Normalizer,
+    OneHotEncoder,
+    OrdinalEncoder,
+    PolynomialFeatures,
     StandardScaler,
 )
+from sklearn.utils import _safe_indexing
 from sklearn.utils._metadata_requests import _routing_enabled, get_routing_for_object
 from sklearn.utils.validation import check_is_fitted
 
@@ -99,6 +114,8 @@ from .exceptions import ErasureError
 
 __all__ = [
     "CompositionError",
+    "ErasableOneHotEncoder",
+    "ErasableOrdinalEncoder",
     "ErasableSimpleImputer",
     "ExtremeValueError",
     "ImputedRowsChangedWarning",
@@ -143,9 +160,9 @@ class ErasableSimpleImputer(SimpleImputer):
 
     The same parameters, fit and transform; ``fit`` additionally stores
     ``n_observed_`` (per feature, the number of values that were not missing) and
-    ``n_samples_seen_``, which :func:`forget` needs to update a
-    ``strategy="mean"`` statistic exactly (scikit-learn's imputer does not keep
-    them). Dense input only.
+    ``n_samples_seen_`` (and, for ``strategy="most_frequent"``, the count of
+    every value), which :func:`forget` needs to update the statistics exactly
+    (scikit-learn's imputer does not keep them). Dense input only.
 
     Attributes
     ----------
@@ -153,6 +170,9 @@ class ErasableSimpleImputer(SimpleImputer):
         Values seen per feature, missing ones excluded.
     n_samples_seen_ : int
         Rows seen.
+    value_counts_ : list of (ndarray, ndarray)
+        ``strategy="most_frequent"`` only: per feature, the values seen (sorted)
+        and how many rows held each.
 
     Examples
     --------
@@ -187,6 +207,11 @@ class ErasableSimpleImputer(SimpleImputer):
         observed = ~_get_mask(X, self.missing_values)
         self.n_observed_ = observed.sum(axis=0)
         self.n_samples_seen_ = X.shape[0]
+        if self.strategy == "most_frequent":
+            self.value_counts_ = [
+                np.unique(X[observed[:, j], j], return_counts=True)
+                for j in range(X.shape[1])
+            ]
         return self
 
 
@@ -329,36 +354,43 @@ def _forget_pipeline_locked(pipe, X, y, sample_weight, update_preprocessing, par
     final_name, final = pipe.steps[-1]
     step_params, final_params = _pipeline_params(pipe, sample_weight, params)
 
-    Xs = X
-    relation = None  # z_old = a ⊙ z_new + c at the current step's input; None: same
-    updated = []  # (step object, updated copy)
-    kept = []
-    for name, step in pipe.steps[:-1]:
-        if step is None or step == "passthrough":
-            continue
-        weights = step_params[name].get("sample_weight")
-        if update_preprocessing:
-            new_step, relation = _update_step(name, step, Xs, weights, relation)
-            if new_step is not None:
-                updated.append((step, new_step))
-        elif _has_fitted_state(step):
-            kept.append(name)
-        Xs = step.transform(Xs)  # the rows as this step's successor saw them at fit
-
-    if kept:
-        warnings.warn(
-            f"update_preprocessing=False: the fitted state of {kept} is left as it "
-            "was and still summarises the forgotten rows",
-            PreprocessingNotErasedWarning,
-            stacklevel=3,
-        )
+    updated = []  # (step object, updated copy), committed at the end
+    if update_preprocessing:
+        Xs, relation = _update_chain(pipe.steps[:-1], X, step_params, updated)
+    else:
+        Xs, relation = X, None
+        kept = []
+        for name, step in pipe.steps[:-1]:
+            if step is None or step == "passthrough":
+                continue
+            if _has_fitted_state(step):
+                kept.append(name)
+            Xs = step.transform(Xs)
+        if kept:
+            warnings.warn(
+                f"update_preprocessing=False: the fitted state of {kept} is left as "
+                "it was and still summarises the forgotten rows",
+                PreprocessingNotErasedWarning,
+                stacklevel=3,
+            )
     new_final = copy.deepcopy(final)
-    if relation is not None:
-        _reexpress(final_name, new_final, *relation)
-        # The rows the final step was trained on, in its new coordinates.
-        a, c = relation
-        Xs = (np.asarray(Xs, dtype=np.float64) - c) / a
+    relation = _without_moved(relation)
+    if relation is not None and (np.any(relation.a != 1) or np.any(relation.c != 0)):
+        _reexpress(final_name, new_final, relation.a, relation.c)
+        # The rows the final step was trained on, in its new coordinates (the
+        # columns a refit no longer has: their offset from the value every
+        # remaining row holds there).
+        sparse, frame = sp.issparse(Xs), hasattr(Xs, "iloc")
+        dense = Xs.toarray() if sparse else np.asarray(Xs, dtype=np.float64)
+        new_rows = (dense - relation.c) / relation.a
+        if frame:  # set_output(transform="pandas"): keep the feature names
+            new_rows = type(Xs)(new_rows, columns=Xs.columns, index=Xs.index)
+        Xs = sp.csr_matrix(new_rows) if sparse else new_rows
     new_final.partial_forget(Xs, y, **final_params)
+    if relation is not None and relation.gone.any():
+        # Every remaining row is 0 there: the remaining objective's minimiser has
+        # these coefficients at 0 and the others as a refit without the columns.
+        _drop_inputs(final_name, new_final, relation.gone)
 
     # Everything was computed on copies: commit at once.
     for step, new_step in updated:
@@ -366,6 +398,25 @@ def _forget_pipeline_locked(pipe, X, y, sample_weight, update_preprocessing, par
     publish = getattr(final, "_publish", final.__dict__.update)
     publish(dict(new_final.__dict__))
     return pipe
+
+
+def _update_chain(steps, X, step_params, updated):
+    """Walk ``steps`` (name, fitted step) with the rows ``X`` at their input.
+
+    Appends ``(step, updated copy)`` to ``updated`` and returns the rows as the
+    last step's successor saw them at fit and the relation of its old outputs to
+    its new ones (``None``: the same).
+    """
+    Xs, relation = X, None
+    for name, step in steps:
+        if step is None or step == "passthrough":
+            continue
+        weights = step_params.get(name, {}).get("sample_weight")
+        new_step, relation = _update_step(name, step, Xs, weights, relation, updated)
+        if new_step is not None:
+            updated.append((step, new_step))
+        Xs = step.transform(Xs)  # the rows as this step's successor saw them at fit
+    return Xs, relation
 
 
 def _pipeline_params(pipe, sample_weight, params):
@@ -427,16 +478,88 @@ def _num_rows(X):
 
 
 # -- preprocessing steps -----------------------------------------------------------
-def _update_step(name, step, X, sample_weight, relation):
+class _Map(NamedTuple):
+    """How a step's old outputs relate to its new ones, per output column.
+
+    ``z_old = a ⊙ z_new + c`` on the columns a refit keeps. ``gone``: columns a
+    refit no longer has (a category left with no rows); every remaining row holds
+    ``c`` there (``a`` is 1). ``const``: the value every remaining row holds in a
+    column, in the old coordinates, where that is known exactly from the
+    aggregates (NaN elsewhere). ``moved``: ``(m, old, new)`` per column, ``m``
+    remaining rows whose value moved from ``old`` to ``new`` (rows with a missing
+    value, when an imputed value changed), or ``None``.
+    """
+
+    a: np.ndarray
+    c: np.ndarray
+    gone: np.ndarray
+    const: np.ndarray
+    moved: np.ndarray | None = None
+
+    @classmethod
+    def identity(cls, d):
+        return cls(np.ones(d), np.zeros(d), np.zeros(d, bool), np.full(d, np.nan))
+
+
+def _expand(relation, d):
+    return _Map.identity(d) if relation is None else relation
+
+
+def _simplify(relation):
+    """``None`` for a relation that changes nothing and knows nothing."""
+    a, c, gone, const, moved = relation
+    a, c = np.asarray(a, float), np.asarray(c, float)
+    gone, const = np.asarray(gone, bool), np.asarray(const, float)
+    if moved is not None and not np.any(moved[0] > 0):
+        moved = None
+    if (
+        np.all(a == 1)
+        and np.all(c == 0)
+        and not gone.any()
+        and np.isnan(const).all()
+        and moved is None
+    ):
+        return None
+    return _Map(a, c, gone, const, moved)
+
+
+def _without_moved(relation):
+    """The relation without ``moved`` rows: only a standard scaler corrects for
+    them; every other step sees them as the warning said (trained on the old
+    imputed value)."""
+    if relation is None or relation.moved is None:
+        return relation
+    return _simplify(relation._replace(moved=None))
+
+
+def _update_step(name, step, X, sample_weight, relation, updated):
     """An updated copy of ``step`` without the rows ``X`` (its fit-time inputs).
 
     Returns ``(new_step or None, relation)``: the copy (``None`` if the step has no
-    fitted state) and the affine relation ``(a, c)`` of the step's old outputs to
-    its new ones (``None`` if they are the same).
+    fitted state of its own) and the :class:`_Map` of the step's old outputs to
+    its new ones (``None`` if they are the same). Composite steps append the
+    copies of their sub-steps to ``updated``.
     """
+    if type(step) is not StandardScaler:
+        relation = _without_moved(relation)
+    if isinstance(step, Pipeline):
+        if relation is not None:
+            raise UnsupportedStepError(
+                f"step {name!r} (a nested Pipeline) follows a step whose fitted "
+                "state changed"
+            )
+        steps = [(f"{name}__{sub}", s) for sub, s in step.steps]
+        _, relation = _update_chain(steps, X, {}, updated)
+        return None, relation
+    if isinstance(step, ColumnTransformer):
+        return _column_transformer(name, step, X, relation, updated)
     for kind, update in _UPDATERS:
         if type(step) is kind:
             return update(name, step, X, sample_weight, relation)
+    if isinstance(step, OneHotEncoder | OrdinalEncoder):
+        return _plain_encoder(name, step, relation)
+    if isinstance(step, PolynomialFeatures):
+        return None, _polynomial(name, step, relation)
     if isinstance(step, FunctionTransformer | Normalizer | Binarizer):
         if relation is not None:
             raise UnsupportedStepError(
@@ -446,11 +569,13 @@ def _update_step(name, step, X, sample_weight, relation):
             )
         return None, None
     if isinstance(step, SimpleImputer):
+        if step.strategy == "constant" and step.keep_empty_features:
+            return None, _stateless(name, step, relation)  # fills what it is told
         reason = (
             "SimpleImputer does not store how many values of each feature it saw, "
             "so its mean cannot be updated from the removed rows alone (use "
             "sklearn_ssse.compose.ErasableSimpleImputer, which does)"
-            if step.strategy == "mean"
+            if step.strategy in ("mean", "most_frequent", "constant")
             else f"strategy={step.strategy!r} is not a sum over rows: it cannot be "
             "updated without the remaining data"
         )
@@ -461,18 +586,400 @@ def _update_step(name, step, X, sample_weight, relation):
         )
     raise UnsupportedStepError(
         f"step {name!r} ({type(step).__name__}) has fitted state that this library "
-        "cannot update without the training data (supported: StandardScaler, "
-        "MinMaxScaler, MaxAbsScaler and stateless steps); use "
-        "update_preprocessing=False to leave it as it is, or refit"
+        "cannot update without the training data (supported: ColumnTransformer, "
+        "nested Pipeline, StandardScaler, MinMaxScaler, MaxAbsScaler, "
+        "ErasableSimpleImputer, ErasableOneHotEncoder, ErasableOrdinalEncoder, "
+        "PolynomialFeatures and stateless steps); use update_preprocessing=False "
+        "to leave it as it is, or refit"
     )
+
+
+def _stateless(name, step, relation):
+    if relation is not None:
+        raise UnsupportedStepError(
+            f"step {name!r} ({type(step).__name__}) follows a step whose fitted "
+            "state changed"
+        )
+    return None
 
 
 def _dense_rows(name, X):
     if sp.issparse(X):
-        raise UnsupportedStepError(
-            f"step {name!r}: sparse input is not supported for the exact update"
-        )
+        X = X.toarray()  # the rows of one request: few
     return np.asarray(X, dtype=np.float64)
+
+
+def _drop_columns(new, keep, names):
+    """Keep the input columns ``keep`` of a fitted step's per-feature arrays."""
+    for attr in names:
+        value = getattr(new, attr, None)
+        if value is not None and np.ndim(value) == 1 and len(value) == keep.size:
+            setattr(new, attr, np.asarray(value)[keep])
+    if hasattr(new, "feature_names_in_"):
+        new.feature_names_in_ = new.feature_names_in_[keep]
+    new.n_features_in_ = int(keep.sum())
+
+
+def _column_transformer(name, ct, X, relation, updated):
+    if relation is not None:
+        raise UnsupportedStepError(
+            f"step {name!r} (ColumnTransformer) follows a step whose fitted state "
+            "changed; put it first"
+        )
+    frame = hasattr(ct, "feature_names_in_") and hasattr(X, "iloc")
+    n_out = sum(s.stop - s.start for s in ct.output_indices_.values())
+    full = _Map.identity(n_out)
+    weights = ct.transformer_weights or {}
+    widths = {}
+    for tname, trans, columns in ct.transformers_:
+        out = ct.output_indices_.get(tname, slice(0, 0))
+        width = out.stop - out.start
+        widths[tname] = width
+        if trans == "drop" or width == 0:
+            continue
+        indices = ct._transformer_to_input_indices[tname]
+        key = ct.feature_names_in_[indices] if frame else np.asarray(indices)
+        if np.isscalar(columns):
+            key = key[0]
+        Xt = _safe_indexing(X, key.tolist() if not np.isscalar(key) else key, axis=1)
+        if trans == "passthrough":
+            continue
+        label = f"{name}__{tname}"
+        new_trans, sub = _update_step(label, trans, Xt, None, None, updated)
+        if new_trans is not None:
+            updated.append((trans, new_trans))
+        if sub is None:
+            continue
+        w = weights.get(tname, 1.0)
+        full.a[out], full.c[out] = sub.a, w * sub.c
+        full.gone[out], full.const[out] = sub.gone, w * sub.const
+        widths[tname] = width - int(sub.gone.sum())
+    relation = _simplify(full)
+    if relation is None or not relation.gone.any():
+        return None, relation
+    new = copy.copy(ct)
+    new.__dict__ = dict(ct.__dict__)
+    start, indices = 0, {}
+    for tname, _ in sorted(ct.output_indices_.items(), key=lambda kv: kv[1].start):
+        indices[tname] = slice(start, start + widths.get(tname, 0))
+        start += widths.get(tname, 0)
+    new.output_indices_ = {
+        k: s if s.stop > s.start else slice(0, 0)
+        for k, s in ((k, indices.get(k, slice(0, 0))) for k in ct.output_indices_)
+    }
+    names_out = ct.__dict__.get("_transformers_feature_names_out")
+    if names_out is not None:
+        new._transformers_feature_names_out = names_out[~relation.gone]
+    return new, relation
+
+
+# -- encoders ----------------------------------------------------------------------
+def _category_counts(encoder, X):
+    """Rows per category of each feature of ``X`` (a list), and the unknown ones."""
+    X_int, X_mask = encoder._transform(
+        X, handle_unknown="ignore", ensure_all_finite="allow-nan"
+    )
+    counts = [
+        np.bincount(X_int[X_mask[:, i], i], minlength=len(cats))
+        for i, cats in enumerate(encoder.categories_)
+    ]
+    return counts, ~X_mask
+
+
+class _CountingEncoder:
+    """Counts the rows of each category at ``fit`` (``category_counts_``)."""
+
+    def fit(self, X, y=None):
+        """Fit as the parent encoder, then count the rows of each category.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            The data to determine the categories of each feature.
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        self : object
+            Fitted encoder.
+        """
+        super().fit(X, y)
+        if self._infrequent_enabled:
+            self.category_counts_ = None
+        else:
+            self.category_counts_, _ = _category_counts(self, X)
+        return self
+
+
+class ErasableOneHotEncoder(_CountingEncoder, OneHotEncoder):
+    """:class:`~sklearn.preprocessing.OneHotEncoder` that also counts the rows of
+    each category.
+
+    The same parameters, fit and transform; ``fit`` additionally stores
+    ``category_counts_``, which :func:`forget` needs: a category left with no
+    rows leaves ``categories_`` (as a refit would drop it), and the final step's
+    coefficients for its column go with it.
+
+    Attributes
+    ----------
+    category_counts_ : list of ndarray
+        Rows per category, in the order of ``categories_`` (``None`` with
+        infrequent categories: not supported by :func:`forget`).
+
+    Examples
+    --------
+    >>> from sklearn_ssse.compose import ErasableOneHotEncoder
+    >>> enc = ErasableOneHotEncoder().fit([["a"], ["b"], ["a"]])
+    >>> enc.category_counts_[0].tolist()
+    [2, 1]
+    """
+
+
+class ErasableOrdinalEncoder(_CountingEncoder, OrdinalEncoder):
+    """:class:`~sklearn.preprocessing.OrdinalEncoder` that also counts the rows of
+    each category.
+
+    The same parameters, fit and transform; ``fit`` additionally stores
+    ``category_counts_`` for :func:`forget`. A category left with no rows leaves
+    ``categories_`` when the codes of the others do not change (it is the last
+    one, or the missing-value category); otherwise the request is refused.
+
+    Attributes
+    ----------
+    category_counts_ : list of ndarray
+        Rows per category, in the order of ``categories_``.
+
+    Examples
+    --------
+    >>> from sklearn_ssse.compose import ErasableOrdinalEncoder
+    >>> enc = ErasableOrdinalEncoder().fit([["a"], ["b"], ["a"]])
+    >>> enc.category_counts_[0].tolist()
+    [2, 1]
+    """
+
+
+def _plain_encoder(name, encoder, relation):
+    kind = type(encoder).__name__
+    if relation is not None:
+        raise UnsupportedStepError(
+            f"step {name!r} ({kind}) follows a step whose fitted state changed"
+        )
+    fixed = not isinstance(encoder.categories, str)
+    if fixed and not encoder._infrequent_enabled:
+        return None, None  # categories given: a refit keeps them all
+    raise UnsupportedStepError(
+        f"step {name!r} ({kind}): scikit-learn's encoder does not count the rows of "
+        "each category, so it is unknown whether a category is left with none (a "
+        "refit would drop it); use sklearn_ssse.compose.Erasable"
+        f"{kind.removeprefix('Erasable')}, which counts them, or give categories="
+    )
+
+
+def _counting_encoder(name, encoder, X, sample_weight, relation):
+    kind = type(encoder).__name__
+    if relation is not None:
+        raise UnsupportedStepError(
+            f"step {name!r} ({kind}) follows a step whose fitted state changed"
+        )
+    if encoder.category_counts_ is None or encoder._infrequent_enabled:
+        raise UnsupportedStepError(
+            f"step {name!r} ({kind}): infrequent categories (min_frequency / "
+            "max_categories) are regrouped by a refit; not supported"
+        )
+    counts, unknown = _category_counts(encoder, X)
+    if np.any(unknown):
+        rows, cols = np.nonzero(unknown)
+        raise NotTrainingRowsError(
+            f"step {name!r}: row {rows[0]}, feature {cols[0]} holds a category the "
+            "encoder never saw; the rows must be raw training rows"
+        )
+    left = [old - k for old, k in zip(encoder.category_counts_, counts)]
+    if any(np.any(n < 0) for n in left):
+        raise NotTrainingRowsError(
+            f"step {name!r}: the rows hold more rows of a category than the "
+            "encoder saw (rows already forgotten?)"
+        )
+    n_left = int(left[0].sum()) if left else 0
+    if n_left <= 0:
+        raise CompositionError(f"step {name!r}: cannot forget every training row")
+    new = copy.deepcopy(encoder)
+    new.category_counts_ = left
+    fixed = not isinstance(encoder.categories, str)
+    empty = [np.zeros(len(n), bool) if fixed else n == 0 for n in left]
+    if isinstance(encoder, OneHotEncoder):
+        return new, _one_hot_update(name, encoder, new, left, empty)
+    return new, _ordinal_update(name, encoder, new, left, empty)
+
+
+def _one_hot_update(name, encoder, new, left, empty):
+    if any(e.any() for e in empty) and encoder.drop is not None:
+        raise UnsupportedStepError(
+            f"step {name!r} (ErasableOneHotEncoder): a category is left with no "
+            f"rows and drop={encoder.drop!r}: which column a refit drops could "
+            "change; use drop=None"
+        )
+    # One output column per category (drop=None): constant on the remaining rows
+    # where its count is 0 (value 0) or all of them (value 1).
+    gone = np.concatenate(empty) if empty else np.zeros(0, bool)
+    n_left = left[0].sum()
+    flat = np.concatenate(left)
+    const = np.where(flat == 0, 0.0, np.where(flat == n_left, 1.0, np.nan))
+    if encoder.drop_idx_ is not None:  # drop given, nothing emptied: columns kept
+        keep = [
+            np.ones(len(n), bool) if d is None else np.arange(len(n)) != d
+            for n, d in zip(left, encoder._drop_idx_after_grouping)
+        ]
+        const = const[np.concatenate(keep)]
+        gone = gone[np.concatenate(keep)]
+    if gone.any():
+        new.categories_ = [c[~e] for c, e in zip(encoder.categories_, empty)]
+        new.category_counts_ = [n[~e] for n, e in zip(left, empty)]
+        new._n_features_outs = [len(c) for c in new.categories_]
+    d = const.size
+    return _simplify(_Map(np.ones(d), np.zeros(d), gone, const))
+
+
+def _ordinal_update(name, encoder, new, left, empty):
+    missing = getattr(encoder, "_missing_indices", {})
+    for i, e in enumerate(empty):
+        if not e.any():
+            continue
+        # Codes are positions among the non-missing categories: emptying the last
+        # of them, or the missing one, leaves every other code as it was.
+        known = np.arange(len(e)) != missing.get(i, -1)
+        last = np.flatnonzero(known)[-1]
+        if np.any(e & known & (np.arange(len(e)) != last)) or (
+            e[last] and e[known].sum() > 1
+        ):
+            raise UnsupportedStepError(
+                f"step {name!r} (ErasableOrdinalEncoder): feature {i} has a "
+                "category left with no rows that is not the last one; a refit "
+                "would renumber the categories after it (not an affine map)"
+            )
+    if not any(e.any() for e in empty):
+        return None
+    new.categories_ = [c[~e] for c, e in zip(encoder.categories_, empty)]
+    new.category_counts_ = [n[~e] for n, e in zip(left, empty)]
+    # The missing-value category sorts last: it moves down past emptied ones.
+    new._missing_indices = {
+        i: j - int(empty[i][:j].sum()) for i, j in missing.items() if not empty[i][j]
+    }
+    return None
+
+
+# -- imputers ----------------------------------------------------------------------
+def _erasable_imputer(name, imputer, X, sample_weight, relation):
+    if imputer.strategy not in ("mean", "most_frequent", "constant"):
+        raise UnsupportedStepError(
+            f"step {name!r} (ErasableSimpleImputer): strategy={imputer.strategy!r} "
+            "is not a sum over rows and cannot be updated without the remaining "
+            "data; use strategy='mean', 'most_frequent' or 'constant'"
+        )
+    if relation is not None:
+        raise UnsupportedStepError(
+            f"step {name!r} (ErasableSimpleImputer) follows a step whose fitted "
+            "state changed; put the imputer first"
+        )
+    from sklearn.impute._base import _get_mask
+
+    X = np.asarray(X, dtype=None if imputer.strategy != "mean" else np.float64)
+    observed = ~_get_mask(X, imputer.missing_values)
+    k = observed.sum(axis=0)
+    n_old = np.asarray(imputer.n_observed_)
+    n_new = n_old - k
+    rows_left = imputer.n_samples_seen_ - X.shape[0]
+    if np.any(n_new < 0) or rows_left <= 0:
+        raise CompositionError(
+            f"step {name!r}: cannot forget more values than the imputer saw"
+        )
+    stats = imputer.statistics_
+    kept = ~_get_mask(np.asarray(stats)[None, :], np.nan)[0]
+    if np.any(kept & (n_new == 0)) and not imputer.keep_empty_features:
+        raise CompositionError(
+            f"step {name!r}: the rows hold the last observed values of some "
+            "features; a refit would drop those features"
+        )
+    new = copy.deepcopy(imputer)
+    new.n_observed_ = n_new
+    new.n_samples_seen_ = rows_left
+    if imputer.strategy == "constant":
+        return new, None
+    if imputer.strategy == "mean":
+        sums = np.where(observed, X, 0.0).sum(axis=0)
+        stats = np.asarray(stats, dtype=float)
+        new_stats = np.where(
+            kept & (n_new > 0),
+            (n_old * stats - sums) / np.maximum(n_new, 1),
+            stats,
+        )
+        new.statistics_ = new_stats.astype(imputer.statistics_.dtype)
+    else:
+        new_stats = _most_frequent_update(name, imputer, new, X, observed)
+    changed = kept & (n_new < rows_left) & (new_stats != stats)
+    if np.any(changed):
+        features = np.flatnonzero(changed).tolist()
+        if imputer.strategy == "most_frequent":
+            raise CompositionError(
+                f"step {name!r}: the most frequent value of feature(s) "
+                f"{features[:10]} changes, and remaining training rows had missing "
+                "values there: they would read another category, which the steps "
+                "after it were not trained on; refit"
+            )
+        warnings.warn(
+            f"step {name!r}: the imputed mean of feature(s) {features[:10]} changed, "
+            "and remaining training rows had missing values there: the final step "
+            "was trained on the old imputed value in those rows, which this update "
+            "does not correct (exact only when those rows are few; a StandardScaler "
+            "right after the imputer is corrected exactly)",
+            ImputedRowsChangedWarning,
+            stacklevel=4,
+        )
+        d = stats.size
+        m = np.where(changed, rows_left - n_new, 0).astype(float)
+        moved = np.vstack([m, np.asarray(stats, float), np.asarray(new_stats, float)])
+        identity = _Map.identity(d)
+        return new, _simplify(identity._replace(moved=moved))
+    return new, None
+
+
+def _most_frequent_update(name, imputer, new, X, observed):
+    stats = np.array(imputer.statistics_, copy=True)
+    values = []
+    for j, (uniques, counts) in enumerate(imputer.value_counts_):
+        counts = counts.copy()
+        seen = X[observed[:, j], j]
+        if seen.size:
+            at = np.searchsorted(uniques, seen)
+            at = np.minimum(at, len(uniques) - 1)
+            if np.any(uniques[at] != seen):
+                raise NotTrainingRowsError(
+                    f"step {name!r}: feature {j} holds a value the imputer never "
+                    "saw; the rows must be raw training rows"
+                )
+            np.subtract.at(counts, at, 1)
+        keep = counts > 0
+        uniques, counts = uniques[keep], counts[keep]
+        if counts.size:  # the smallest of the most frequent, as scikit-learn
+            stats[j] = uniques[np.argmax(counts)]
+        values.append((uniques, counts))
+    new.value_counts_ = values
+    new.statistics_ = stats
+    return stats
+
+
+# -- scalers -----------------------------------------------------------------------
+_SCALER_ARRAYS = (
+    "mean_",
+    "var_",
+    "scale_",
+    "n_samples_seen_",
+    "data_min_",
+    "data_max_",
+    "data_range_",
+    "min_",
+    "max_abs_",
+)
 
 
 def _standard_scaler(name, scaler, X, sample_weight, relation):
@@ -483,21 +990,26 @@ def _standard_scaler(name, scaler, X, sample_weight, relation):
     n = np.broadcast_to(np.asarray(scaler.n_samples_seen_, dtype=float), (d,))
     n_S = (w[:, None] * observed).sum(axis=0)
     n_R = n - n_S
-    if np.any(n_R <= 0):
+    rel = _expand(relation, d)
+    a, c, gone, const = rel.a, rel.c, rel.gone, rel.const
+    if np.any((n_R <= 0) & ~gone):
         raise CompositionError(
             f"step {name!r}: cannot forget {n_S.max():g} rows (weighted) from a "
             f"scaler fitted on {n.min():g}"
         )
     new = copy.deepcopy(scaler)
     new.n_samples_seen_ = _like(scaler.n_samples_seen_, n_R)
-    a, c = relation if relation is not None else (np.ones(d), np.zeros(d))
     if scaler.mean_ is None:  # with_mean=False, with_std=False: an identity map
+        if gone.any():
+            _drop_columns(new, ~gone, _SCALER_ARRAYS)
         return new, relation
     Xz = np.where(observed, X, 0.0)
     mean = np.asarray(scaler.mean_, float)
     sum_S = w @ Xz
     mean_S = np.divide(sum_S, n_S, out=np.zeros(d), where=n_S > 0)
-    mean_R = (n * mean - sum_S) / n_R
+    mean_R = (n * mean - sum_S) / np.maximum(n_R, 1e-300)
+    known = ~np.isnan(const)
+    mean_R = np.where(known, const, mean_R)  # every remaining row holds const
     if scaler.var_ is not None:
         var = np.asarray(scaler.var_, float)
         M2 = n * var
@@ -515,8 +1027,25 @@ def _standard_scaler(name, scaler, X, sample_weight, relation):
             )
         dev = np.where(observed, X - mean_S, 0.0)
         M2_S = w @ (dev * dev)
-        M2_R = M2 - M2_S - n_S * n_R / n * (mean_S - mean_R) ** 2
-        var_R = np.maximum(M2_R, 0.0) / n_R
+        shift = n_S * n_R / n * (mean_S - mean_R) ** 2
+        M2_R = M2 - M2_S - shift
+        if rel.moved is not None:  # m rows of value old now read new
+            m, old, new_value = rel.moved
+            mean_moved = mean_R + m * (new_value - old) / np.maximum(n_R, 1e-300)
+            M2_R = (
+                M2_R
+                + m * ((new_value - mean_R) ** 2 - (old - mean_R) ** 2)
+                - n_R * (mean_moved - mean_R) ** 2
+            )
+            mean_R = mean_moved
+        # What is left below the rounding of the subtraction is no variance: a
+        # refit of rows that are constant there finds 0 (then scale_ is 1).
+        noise = 64 * np.finfo(float).eps * (M2 + M2_S + shift)
+        M2_R = np.where(known | (M2_R <= noise), 0.0, M2_R)
+        var_R = M2_R / np.maximum(n_R, 1e-300)
+    elif rel.moved is not None:
+        m, old, new_value = rel.moved
+        mean_R = mean_R + m * (new_value - old) / np.maximum(n_R, 1e-300)
     # The statistics in the new input coordinates.
     new_mean = (mean_R - c) / a
     new.mean_ = new_mean.astype(scaler.mean_.dtype)
@@ -530,14 +1059,19 @@ def _standard_scaler(name, scaler, X, sample_weight, relation):
 
             constant = _is_constant_feature(new.var_, new.mean_, new.n_samples_seen_)
             new.scale_ = _handle_zeros_in_scale(
-                np.sqrt(new.var_), copy=False, constant_mask=constant
+                np.sqrt(new.var_), copy=False, constant_mask=constant | (new.var_ == 0)
             )
     s_old = scaler.scale_ if scaler.with_std else np.ones(d)
     s_new = new.scale_ if scaler.with_std else np.ones(d)
     mu_old = mean if scaler.with_mean else np.zeros(d)
     mu_new = new.mean_ if scaler.with_mean else np.zeros(d)
-    out = (a * s_new / s_old, (a * mu_new + c - mu_old) / s_old)
-    return new, _simplify(out)
+    a_out = a * s_new / s_old
+    c_out = (a * mu_new + c - mu_old) / s_old
+    const_out = (const - mu_old) / s_old
+    if gone.any():  # the old output at the value every remaining row holds
+        a_out, c_out = np.where(gone, 1.0, a_out), np.where(gone, const_out, c_out)
+        _drop_columns(new, ~gone, _SCALER_ARRAYS)
+    return new, _simplify(_Map(a_out, c_out, gone, const_out))
 
 
 def _check_range(name, X, low, high, what):
@@ -570,14 +1104,22 @@ def _count_update(name, scaler, X, new):
 
 def _minmax_scaler(name, scaler, X, sample_weight, relation):
     X = _dense_rows(name, X)
-    _check_range(name, X, scaler.data_min_, scaler.data_max_, "minimum/maximum")
+    rel = _expand(relation, X.shape[1])
+    live = ~rel.gone  # a column a refit no longer has needs no extreme
+    _check_range(
+        name,
+        np.where(live, X, np.nan),
+        scaler.data_min_,
+        scaler.data_max_,
+        "minimum/maximum",
+    )
     new = copy.deepcopy(scaler)
     _count_update(name, scaler, X, new)
     if relation is None:
         return new, None
     from sklearn.preprocessing._data import _handle_zeros_in_scale
 
-    a, c = relation
+    a, c = rel.a, rel.c
     low, high = scaler.feature_range
     dtype = scaler.data_min_.dtype
     new.data_min_ = ((scaler.data_min_ - c) / a).astype(dtype)
@@ -586,20 +1128,29 @@ def _minmax_scaler(name, scaler, X, sample_weight, relation):
     new.scale_ = (high - low) / _handle_zeros_in_scale(new.data_range_, copy=True)
     new.min_ = low - new.data_min_ * new.scale_
     s, m = scaler.scale_, scaler.min_
-    out = (a * s / new.scale_, m + c * s - a * s * new.min_ / new.scale_)
-    return new, _simplify(out)
+    a_out = a * s / new.scale_
+    c_out = m + c * s - a * s * new.min_ / new.scale_
+    const_out = rel.const * s + m
+    if rel.gone.any():
+        a_out, c_out = np.where(live, a_out, 1.0), np.where(live, c_out, const_out)
+        _drop_columns(new, live, _SCALER_ARRAYS)
+    return new, _simplify(_Map(a_out, c_out, rel.gone, const_out))
 
 
 def _maxabs_scaler(name, scaler, X, sample_weight, relation):
     X = _dense_rows(name, X)
+    rel = _expand(relation, X.shape[1])
+    live = ~rel.gone
     top = scaler.max_abs_
-    _check_range(name, np.abs(X), -np.inf, top, "maximum absolute value")
+    _check_range(
+        name, np.where(live, np.abs(X), np.nan), -np.inf, top, "maximum absolute value"
+    )
     new = copy.deepcopy(scaler)
     _count_update(name, scaler, X, new)
     if relation is None:
         return new, None
-    a, c = relation
-    if np.any(c != 0):
+    a, c = rel.a, rel.c
+    if np.any((c != 0) & live):
         raise UnsupportedStepError(
             f"step {name!r} (MaxAbsScaler) follows a step whose centring changed: "
             "its maximum absolute value is unknown without the data"
@@ -608,70 +1159,41 @@ def _maxabs_scaler(name, scaler, X, sample_weight, relation):
 
     new.max_abs_ = (top / a).astype(top.dtype)
     new.scale_ = _handle_zeros_in_scale(new.max_abs_, copy=True)
-    return new, _simplify((a * new.scale_ / scaler.scale_, np.zeros_like(a)))
+    a_out = a * new.scale_ / scaler.scale_
+    const_out = rel.const / scaler.scale_
+    if rel.gone.any():
+        a_out = np.where(live, a_out, 1.0)
+        c_out = np.where(live, 0.0, const_out)
+        _drop_columns(new, live, _SCALER_ARRAYS)
+    else:
+        c_out = np.zeros_like(a)
+    return new, _simplify(_Map(a_out, c_out, rel.gone, const_out))
 
 
-def _mean_imputer(name, imputer, X, sample_weight, relation):
-    if imputer.strategy != "mean":
+def _polynomial(name, step, relation):
+    """PolynomialFeatures is stateless; a per-feature scaling maps through it."""
+    if relation is None:
+        return None
+    if relation.gone.any() or np.any(relation.c != 0):
         raise UnsupportedStepError(
-            f"step {name!r} (ErasableSimpleImputer): strategy={imputer.strategy!r} "
-            "is not a sum over rows; only strategy='mean' can be updated"
+            f"step {name!r} (PolynomialFeatures) follows a step whose centring "
+            "changed (or a column a refit no longer has): the products of shifted "
+            "inputs are not a per-feature affine map of the new ones, so the final "
+            "step cannot be re-expressed; put the scaler after it, or refit"
         )
-    if relation is not None:
-        raise UnsupportedStepError(
-            f"step {name!r} (ErasableSimpleImputer) follows a step whose fitted "
-            "state changed; put the imputer first"
-        )
-    from sklearn.impute._base import _get_mask
-
-    X = _dense_rows(name, X)
-    observed = ~_get_mask(X, imputer.missing_values)
-    k = observed.sum(axis=0)
-    n_old = np.asarray(imputer.n_observed_)
-    n_new = n_old - k
-    rows_left = imputer.n_samples_seen_ - X.shape[0]
-    if np.any(n_new < 0) or rows_left <= 0:
-        raise CompositionError(
-            f"step {name!r}: cannot forget more values than the imputer saw"
-        )
-    kept = ~np.isnan(imputer.statistics_)  # features the imputer kept
-    if np.any(kept & (n_new == 0)):
-        raise CompositionError(
-            f"step {name!r}: the rows hold the last observed values of some "
-            "features; their mean would be undefined"
-        )
-    sums = np.where(observed, X, 0.0).sum(axis=0)
-    stats = np.asarray(imputer.statistics_, dtype=float)
-    new_stats = np.where(
-        kept & (n_new > 0),
-        (n_old * stats - sums) / np.maximum(n_new, 1),
-        stats,
-    )
-    new = copy.deepcopy(imputer)
-    new.statistics_ = new_stats.astype(imputer.statistics_.dtype)
-    new.n_observed_ = n_new
-    new.n_samples_seen_ = rows_left
-    # Remaining rows with a missing value now read the new mean: the data that
-    # later steps were trained on changed, which no step below accounts for.
-    imputed = kept & (n_new < rows_left) & (new_stats != stats)
-    if np.any(imputed):
-        features = np.flatnonzero(imputed).tolist()
-        warnings.warn(
-            f"step {name!r}: the imputed mean of feature(s) {features[:10]} changed, "
-            "and remaining training rows had missing values there: the steps after "
-            "it were trained on the old imputed value, which this update does not "
-            "correct (exact only when those rows are few)",
-            ImputedRowsChangedWarning,
-            stacklevel=4,
-        )
-    return new, None
+    powers = step.powers_
+    a = np.prod(relation.a[None, :] ** powers, axis=1)
+    d = a.size
+    return _simplify(_Map(a, np.zeros(d), np.zeros(d, bool), np.full(d, np.nan)))
 
 
 _UPDATERS = [
     (StandardScaler, _standard_scaler),
     (MinMaxScaler, _minmax_scaler),
     (MaxAbsScaler, _maxabs_scaler),
-    (ErasableSimpleImputer, _mean_imputer),
+    (ErasableSimpleImputer, _erasable_imputer),
+    (ErasableOneHotEncoder, _counting_encoder),
+    (ErasableOrdinalEncoder, _counting_encoder),
 ]
 
 
@@ -683,13 +1205,6 @@ def _like(template, value):
     if np.ndim(template) == 0 and np.all(value == value[0]):
         return dtype.type(value[0])
     return np.asarray(value, dtype=dtype)
-
-
-def _simplify(relation):
-    a, c = relation
-    if np.all(a == 1) and np.all(c == 0):
-        return None
-    return np.asarray(a, float), np.asarray(c, float)
 
 
 # -- the final step in new coordinates ---------------------------------------------
@@ -862,4 +1377,104 @@ def _reexpress_state(model, a, c, scale, intercepts, coupled, u):
     )
     attributes = model._flat_params_attributes(theta_new.astype(flat.dtype))
     attributes["erasure_state_"] = new_state
+    model._publish(attributes)
+
+
+def _drop_inputs(name, model, gone):
+    """Remove the input columns ``gone`` from a fitted erasable model, in place.
+
+    Every remaining training row is 0 in them, so the remaining objective splits:
+    those coefficients are 0 at its minimiser and the others minimise the
+    objective without the columns, which is what a refit fits. The stored
+    inverse curvature of the kept coordinates is the Schur complement
+    ``(M⁻¹)_kk − (M⁻¹)_kg ((M⁻¹)_gg)⁻¹ (M⁻¹)_gk``: the inverse of ``M_kk``.
+    """
+    from .linear_model import ErasableLogisticRegression
+    from .multioutput import ErasableMultiOutputClassifier
+
+    if isinstance(model, ErasableMultiOutputClassifier):
+        for est in model.estimators_:
+            _drop_inputs(name, est, gone)
+        model.n_features_in_ = int((~gone).sum())
+        if hasattr(model, "feature_names_in_"):
+            model.feature_names_in_ = model.feature_names_in_[~gone]
+        return
+    if not isinstance(model, ErasableLogisticRegression):
+        raise UnsupportedStepError(
+            f"the final step {name!r} ({type(model).__name__}): a category was left "
+            "with no rows, and removing its input column is implemented for "
+            "ErasableLogisticRegression (and ErasableMultiOutputClassifier of them) "
+            "only; give the encoder categories=, or refit"
+        )
+    maths = model._erasure_maths()
+    m, width, n_out = maths.n_features, maths.width, maths.n_outputs
+    keep_width = np.ones(width, bool)
+    keep_width[:m] = ~gone
+    keep = np.tile(keep_width, n_out)
+    state = model._erasure_state()
+    inverse = state.curvature
+    if not isinstance(inverse, BlockDiagonalInverse):
+        raise UnsupportedStepError(
+            f"the final step {name!r}: a category was left with no rows, and its "
+            f"column cannot be removed from the stored curvature "
+            f"({type(inverse).__name__}; implemented for block-diagonal inverses); "
+            "give the encoder categories=, or refit"
+        )
+    bounds, blocks, start_new = [], [], 0
+    for (start, stop), inv in zip(inverse.bounds, inverse.inverses):
+        k = keep[start:stop]
+        if not k.any():
+            continue
+        inv64 = np.asarray(inv, dtype=np.float64)
+        if k.all():
+            block = inv64
+        else:
+            g = ~k
+            Ikg = inv64[np.ix_(k, g)]
+            block = inv64[np.ix_(k, k)] - Ikg @ np.linalg.solve(
+                inv64[np.ix_(g, g)], Ikg.T
+            )
+        size = int(k.sum())
+        bounds.append((start_new, start_new + size))
+        blocks.append(((block + block.T) / 2).astype(inv.dtype))
+        start_new += size
+
+    def cut(v, axis=-1):
+        return None if v is None else np.compress(keep, v, axis=axis)
+
+    cert = state.certificate_state
+    if cert is not None:
+
+        def cut_width(v, axis=-1):
+            return None if v is None else np.compress(keep_width, v, axis=axis)
+
+        gram = cert.gram
+        cert = cert.replace(
+            gram=None if gram is None else gram[np.ix_(keep_width, keep_width)],
+            gram_diagonal=cut_width(cert.gram_diagonal),
+            gram_removed=cut_width(cert.gram_removed),
+            gershgorin_sums=cut_width(cert.gershgorin_sums),
+            gram_drift=cut_width(cert.gram_drift),
+            drift_at=cut(cert.drift_at),
+            excess_diagonal=cut(cert.excess_diagonal),
+            excess_factor=cut(cert.excess_factor, axis=0),
+            penalty=cut(cert.penalty),
+        )
+    new_state = state.replace(
+        curvature=BlockDiagonalInverse(bounds, blocks),
+        point=cut(state.point),
+        prior=cut(state.prior),
+        data_diagonal=cut(state.data_diagonal),
+        residual_gradient=cut(state.residual_gradient),
+        class_gradient_sums=cut(state.class_gradient_sums),
+        coefficients=cut(state.coefficients),
+        certificate_state=cert,
+    )
+    attributes = {
+        "coef_": np.ascontiguousarray(model.coef_[:, ~gone]),
+        "n_features_in_": int((~gone).sum()),
+        "erasure_state_": new_state,
+    }
+    if hasattr(model, "feature_names_in_"):
+        attributes["feature_names_in_"] = model.feature_names_in_[~gone]
     model._publish(attributes)

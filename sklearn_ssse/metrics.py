@@ -750,7 +750,9 @@ def erasure_report(
     updated : fitted classifier
         The model after :meth:`partial_forget` (or any other erasure): the model
         judged. As in every score of this module, it comes first and the
-        references are keyword-only.
+        references are keyword-only. A pipeline, a search or an
+        :class:`~sklearn_ssse.ErasableLogisticRegressionCV` is judged on raw rows;
+        its parameter distance and records are its final model's.
 
     X_forgotten : {array-like, sparse matrix} of shape (n_forgotten, n_features)
         The forgotten rows.
@@ -862,7 +864,7 @@ default="auto"
         raise TypeError(
             "erasure_report() needs the keyword arguments original= and refit="
         )
-    return _erasure_report(
+    report = _erasure_report(
         original,
         updated,
         refit,
@@ -876,6 +878,32 @@ default="auto"
         metric=metric,
         second_refit=second_refit,
     )
+    # A pipeline, search or CV model: its final model's parameters and records.
+    from ._composition import unwrap
+
+    models = {"original": original, "updated": updated, "refit": refit}
+    if second_refit is not None:
+        models["refit_2"] = second_refit
+    finals = {name: unwrap(m)[0] for name, m in models.items()}
+    if any(finals[name] is not m for name, m in models.items()):
+        for name, final in finals.items():
+            try:
+                distance = _relative_parameter_distance(
+                    final, finals["original"], finals["refit"]
+                )
+            except (TypeError, ValueError):
+                distance = np.nan
+            report[name]["parameter_distance"] = distance
+        try:
+            records = finals["updated"].request_records_
+        except AttributeError:  # not an erasable model
+            records = ()
+        if records and report.certificate is None:
+            report.certificate = records[-1].to_dict()["certificate"]
+            report.flags = _report_flags(
+                report["updated"], report.metric, report.certificate
+            )
+    return report
 
 
 @validate_params(

@@ -90,7 +90,7 @@ def serving_model(model):
         return serving_model(model.best_estimator_)
     if isinstance(model, Pipeline):
         check_is_fitted(model)
-        steps = [(name, copy.deepcopy(step)) for name, step in model.steps[:-1]]
+        steps = [(name, _plain_step(step)) for name, step in model.steps[:-1]]
         name, last = model.steps[-1]
         return Pipeline(
             steps + [(name, serving_model(last))],
@@ -152,6 +152,58 @@ def serving_model(model):
         f"serving_model does not know {type(model).__name__}: give an erasable "
         "estimator of this library, a Pipeline ending in one, or a search over one"
     )
+
+
+# What the library's counting preprocessors keep for erasure only.
+_COUNTING_ATTRIBUTES = ("category_counts_", "n_observed_", "value_counts_")
+
+
+def _plain_step(step):
+    """A copy of a fitted preprocessing step as plain scikit-learn objects.
+
+    The library's counting encoders and imputer become their scikit-learn
+    parents, without the counts (they serve erasure only); a
+    :class:`~sklearn.compose.ColumnTransformer` or nested pipeline is copied
+    with its steps converted the same way.
+    """
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder
+
+    from .compose import (
+        ErasableOneHotEncoder,
+        ErasableOrdinalEncoder,
+        ErasableSimpleImputer,
+    )
+
+    if isinstance(step, Pipeline):
+        plain = copy.copy(step)
+        plain.steps = [(name, _plain_step(s)) for name, s in step.steps]
+        return plain
+    if isinstance(step, ColumnTransformer):
+        plain = copy.deepcopy(step)
+        if hasattr(step, "transformers_"):
+            plain.transformers_ = [
+                (name, _plain_step(trans), columns)
+                for name, trans, columns in step.transformers_
+            ]
+        return plain
+    parents = {
+        ErasableOneHotEncoder: OneHotEncoder,
+        ErasableOrdinalEncoder: OrdinalEncoder,
+        ErasableSimpleImputer: SimpleImputer,
+    }
+    parent = parents.get(type(step))
+    if parent is None:
+        return copy.deepcopy(step)
+    plain = parent(**step.get_params(deep=False))
+    dropped = _COUNTING_ATTRIBUTES + (
+        ("n_samples_seen_",) if parent is SimpleImputer else ()
+    )
+    plain.__dict__.update(
+        {k: copy.deepcopy(v) for k, v in step.__dict__.items() if k not in dropped}
+    )
+    return plain
 
 
 def _plain_params(model):

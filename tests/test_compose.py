@@ -285,7 +285,7 @@ def test_metadata_routing(cancer):
     with config_context(enable_metadata_routing=True):
         clf = ErasableLogisticRegression().set_fit_request(sample_weight=True)
         clf.set_partial_forget_request(sample_weight=True)
-        expected = {"sample_weight": True, "ledger": None}
+        expected = {"sample_weight": True, "ledger": None, "request_id": None}
         assert clone(clf)._get_partial_forget_request() == expected
         assert pickle.loads(pickle.dumps(clf))._get_partial_forget_request() == expected
         with pytest.raises(TypeError, match="Unexpected"):
