@@ -1366,7 +1366,19 @@ def _reexpress_state(model, a, c, scale, intercepts, coupled, u):
 
     bound = _power_of_two_above((state.row_norm_bound + np.linalg.norm(c)) / a.min())
     sums = state.class_gradient_sums
+    certificate = state.certificate_state
+    if certificate is not None:
+        # The certificate's Gram and bounds live in the old coordinates: later
+        # requests are recorded as not certified (verify_erasure still proves).
+        from .certificate import uncertified
+
+        _, certificate = uncertified(
+            certificate.folded(),
+            "the preprocessing changed (the model was re-expressed in new input "
+            "coordinates): use verify_erasure with the remaining rows",
+        )
     new_state = state.replace(
+        certificate_state=certificate,
         curvature=BlockDiagonalInverse(inverse.bounds, blocks),
         point=T(state.point).astype(state.point.dtype),
         residual_gradient=residual.astype(state.residual_gradient.dtype),
