@@ -49,11 +49,16 @@ __all__ = [
 __version__ = "0.2.0.dev0"
 
 from ._trusted import trusted_types  # noqa: E402
+from .ledger import forget_ids  # noqa: E402
 
-__all__ += ["trusted_types"]
+__all__ += ["forget_ids", "trusted_types"]
 
 from .exceptions import StaleStateError  # noqa: E402
 from .journal import Journal  # noqa: E402
 from .persistence import ErasureStore  # noqa: E402
 
 __all__ += ["ErasureStore", "Journal", "StaleStateError"]
+
+from .reconcile import preview_forget, reconcile  # noqa: E402
+
+__all__ += ["preview_forget", "reconcile"]

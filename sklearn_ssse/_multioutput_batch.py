@@ -29,8 +29,8 @@ wrapper publishes the returned sub-estimators at once.
 import numpy as np
 from sklearn import get_config
 from sklearn.utils._param_validation import validate_parameter_constraints
-from sklearn.utils.validation import _check_sample_weight
 
+from ._compat import _check_sample_weight
 from ._curvature import BlockDiagonalInverse
 from ._curvature_lowrank import LowRankUpdatedInverse
 from ._linalg import SPAN_MAX_ROWS

@@ -24,6 +24,7 @@ snapshot of the ``__dict__`` (:meth:`ErasableMixin._snapshot`), so a reader sees
 model before a request or after it, never a mix of the two.
 """
 
+import contextlib
 import functools
 import inspect
 import operator
@@ -37,14 +38,11 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn import get_config
 from sklearn.utils._metadata_requests import _routing_enabled
-from sklearn.utils.validation import (
-    _check_sample_weight,
-    check_is_fitted,
-    validate_data,
-)
+from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import _array_api
 from ._active_set import ActiveSetMaths
+from ._compat import _check_sample_weight
 from ._curvature import BlockDiagonalInverse, block_bounds
 from ._curvature_cg import RowCurvature, rows_product
 from ._curvature_structures import (
@@ -977,12 +975,18 @@ class ErasableMixin(PartialForgetRequestMixin):
             )
             if request is None:
                 return self
-            # 3. Compute the new state and parameters; nothing is published yet.
-            attributes = work._compute_forget(request)
-            # 4. Publish, and mark the rows in the ledger.
-            self._publish(attributes)
-            if ledger is not None:
-                ledger.mark_forgotten(request.fingerprints)
+            # 3. Claim the rows in the ledger (checked and reserved in one step:
+            # a replica erasing the same row meanwhile is refused), compute the
+            # new state and parameters, publish them, and mark the rows; an
+            # error on the way releases the claim and changes nothing.
+            claim = (
+                contextlib.nullcontext()
+                if ledger is None
+                else ledger.claim(request.fingerprints)
+            )
+            with claim:
+                attributes = work._compute_forget(request)
+                self._publish(attributes)
         return self
 
     def compact_erasure_state(self):
@@ -1289,7 +1293,7 @@ class ErasableMixin(PartialForgetRequestMixin):
     def _check_request_namespace(self, X):
         """Refuse request rows of another namespace or device than the state's."""
         from sklearn import get_config
-        from sklearn.utils._array_api import check_same_namespace
+        from ._compat import check_same_namespace
 
         if not get_config()["array_api_dispatch"]:
             raise IncompatibleStateError(

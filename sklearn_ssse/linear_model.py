@@ -777,8 +777,13 @@ random_state, solver, max_iter, warm_start, n_jobs
         tags = super().__sklearn_tags__()
         # As LogisticRegression: the array API with lbfgs (dense input). The
         # erasure state then lives on the data's device (see _array_api.py).
-        # (Certified removal's perturbed solve is NumPy/SciPy only.)
-        tags.array_api_support = self.solver == "lbfgs" and self.removal_noise is None
+        # (Certified removal's perturbed solve is NumPy/SciPy only.) scikit-learn
+        # 1.8's LogisticRegression has no array API support: neither has this.
+        tags.array_api_support = (
+            tags.array_api_support
+            and self.solver == "lbfgs"
+            and self.removal_noise is None
+        )
         return tags
 
 

@@ -549,69 +549,82 @@ class ErasableMultiOutputClassifier(PartialForgetRequestMixin, MultiOutputClassi
             # request parameters come from the template; the others were
             # validated at fit, and those that shape the curvature are checked
             # against the stored state by every output: one validation suffices.
-            fingerprints = None
+            claim = None
             if ledger is not None and Y.shape[0]:
-                fingerprints = ledger.fingerprints(X, Y, sample_weight)
-                ledger.check(fingerprints)
-            estimators = None
-            if Y.shape[0]:
-                # The common case (binary logistic outputs, one dense block each):
-                # every output at once, by batched linear algebra. It returns
-                # None where it does not apply or would refuse the request.
-                estimators = batched_forget(
-                    self.estimators_,
-                    [_with_params(r.estimator, r.params) for r in requests],
-                    template,
+                # checked and reserved in one step; released on any error
+                claim = ledger.claim(ledger.fingerprints(X, Y, sample_weight))
+            try:
+                self._forget_outputs(
+                    requests, template, X, Y, sample_weight, ledger, request_id
+                )
+            except BaseException:
+                if claim is not None:
+                    claim.release()
+                raise
+            if claim is not None:
+                claim.commit()
+        return self
+
+    def _forget_outputs(
+        self, requests, template, X, Y, sample_weight, ledger, request_id
+    ):
+        """Steps 1-3 of :meth:`partial_forget`, under its lock and ledger claim."""
+        estimators = None
+        if Y.shape[0]:
+            # The common case (binary logistic outputs, one dense block each):
+            # every output at once, by batched linear algebra. It returns
+            # None where it does not apply or would refuse the request.
+            estimators = batched_forget(
+                self.estimators_,
+                [_with_params(r.estimator, r.params) for r in requests],
+                template,
+                X,
+                Y,
+                sample_weight,
+                rows_checked=ledger is not None,
+                request_id=request_id,
+            )
+        if estimators is None:
+            for j, request in enumerate(requests):
+                request.prepare(
                     X,
-                    Y,
+                    Y[:, j],
                     sample_weight,
                     rows_checked=ledger is not None,
+                    validate=j == 0,
                     request_id=request_id,
                 )
-            if estimators is None:
-                for j, request in enumerate(requests):
-                    request.prepare(
-                        X,
-                        Y[:, j],
-                        sample_weight,
-                        rows_checked=ledger is not None,
-                        validate=j == 0,
-                        request_id=request_id,
-                    )
-            if Y.shape[0] == 0:
-                return self
-            # 2. Compute every output's new sub-estimator; nothing published yet.
-            # Each output's downdate is one pass over its stored inverse, memory-
-            # bound: one thread per job, in sequence unless n_jobs asks for more.
-            n_jobs = effective_n_jobs(self.n_jobs)
-            if estimators is not None:
-                pass
-            elif n_jobs == 1:
-                estimators = [
-                    request.compute(X, Y[:, j], sample_weight)
+        if Y.shape[0] == 0:
+            return
+        # 2. Compute every output's new sub-estimator; nothing published yet.
+        # Each output's downdate is one pass over its stored inverse, memory-
+        # bound: one thread per job, in sequence unless n_jobs asks for more.
+        n_jobs = effective_n_jobs(self.n_jobs)
+        if estimators is not None:
+            pass
+        elif n_jobs == 1:
+            estimators = [
+                request.compute(X, Y[:, j], sample_weight)
+                for j, request in enumerate(requests)
+            ]
+        else:
+            # Threads share the cores with BLAS's own: give each job its
+            # share, or they oversubscribe the machine.
+            limit = max(1, cpu_count() // n_jobs)
+            with threadpool_limits(limits=limit, user_api="blas"):
+                # Threads even under a Dask context: the stored state lives in
+                # this process, and sending it to a worker (and the new one
+                # back) costs more than the request's own O(d² k) work.
+                estimators = Parallel(n_jobs=self.n_jobs, require="sharedmem")(
+                    delayed(request.compute)(X, Y[:, j], sample_weight)
                     for j, request in enumerate(requests)
-                ]
-            else:
-                # Threads share the cores with BLAS's own: give each job its
-                # share, or they oversubscribe the machine.
-                limit = max(1, cpu_count() // n_jobs)
-                with threadpool_limits(limits=limit, user_api="blas"):
-                    # Threads even under a Dask context: the stored state lives in
-                    # this process, and sending it to a worker (and the new one
-                    # back) costs more than the request's own O(d² k) work.
-                    estimators = Parallel(n_jobs=self.n_jobs, require="sharedmem")(
-                        delayed(request.compute)(X, Y[:, j], sample_weight)
-                        for j, request in enumerate(requests)
-                    )
-            # 3. Publish them all at once: readers iterate over one list or the
-            # other, never over a mix of old and new outputs.
-            self.__dict__.update(
-                estimators_=list(estimators),
-                n_forgotten_=self.n_forgotten_ + Y.shape[0],
-            )
-            if fingerprints is not None:
-                ledger.mark_forgotten(fingerprints)
-        return self
+                )
+        # 3. Publish them all at once: readers iterate over one list or the
+        # other, never over a mix of old and new outputs.
+        self.__dict__.update(
+            estimators_=list(estimators),
+            n_forgotten_=self.n_forgotten_ + Y.shape[0],
+        )
 
     def compact_erasure_state(self):
         """Fold the low-rank factors of recent requests into the stored inverses.

@@ -472,6 +472,7 @@ def test_curvature_dtype_and_memory_formula(fit_intercept, dtype):
     X, Y = _multilabel(n_samples=100, n_features=6, n_outputs=3)
     base = ErasableLogisticRegression(fit_intercept=fit_intercept)
     clf = ErasableMultiOutputClassifier(base).fit(X.astype(dtype), Y)
+    dtype = LogisticRegression().fit(X.astype(dtype), Y[:, 0]).coef_.dtype  # 1.8: f8
     L, m = Y.shape[1], X.shape[1]
     d = m + 1 if fit_intercept else m
     blocks = [est.curvature_inverse_ for est in clf.estimators_]
@@ -624,6 +625,7 @@ def test_batched_path_matches_per_output_path(monkeypatch, params, dtype):
         looped.partial_forget(X[rows], Y[rows], sample_weight=weights[rows])
     assert not isinstance(looped.estimators_[0].curvature_inverse_, StackedBlockInverse)
     _assert_same_models(batched, looped, 1e-10 if dtype == np.float64 else 1e-4)
+    dtype = LogisticRegression().fit(X, Y[:, 0]).coef_.dtype  # sklearn 1.8: float64
     for est in batched.estimators_:
         assert est.coef_.dtype == dtype and est.intercept_.dtype == dtype
         assert est.erasure_state_.coefficients.dtype == dtype
