@@ -1,10 +1,10 @@
-"""Copy the benchmark results into README.md, between their markers.
+"""Copy the benchmark results into the guide (docs/guide.md), between their markers.
 
 Each ``benchmarks/results/NAME.md`` replaces the text between
-``<!-- results:NAME -->`` and ``<!-- /results:NAME -->`` in the README (its headings
-demoted under the README's own), so the figures there are always those the scripts
-last wrote. Run it after the benchmarks:
-``python benchmarks/update_readme.py``.
+``<!-- results:NAME -->`` and ``<!-- /results:NAME -->`` in ``docs/guide.md`` (its
+headings demoted under the guide's own), so the figures there are always those the
+scripts last wrote; the README stays a short runbook and links to them. Run it
+after the benchmarks: ``python benchmarks/update_readme.py``.
 """
 
 import re
@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def main():
-    readme = ROOT / "README.md"
+    readme = ROOT / "docs" / "guide.md"
     text = readme.read_text()
     for result in sorted((ROOT / "benchmarks" / "results").glob("*.md")):
         name = result.stem
@@ -22,7 +22,7 @@ def main():
             rf"(<!-- results:{name} -->\n).*?(<!-- /results:{name} -->)", re.S
         )
         if pattern.search(text):
-            # Headings of the result go under the README's "###" section.
+            # Headings of the result go under the guide's "###" section.
             body = re.sub(r"^#", "####", result.read_text().strip(), flags=re.M)
             body += "\n"
             text = pattern.sub(
