@@ -84,7 +84,8 @@ print(f"fitted on {len(X)} rows of {ledger.n_ids} customers")
 
 # %% 2. Save it (atomic; a store refuses to overwrite another worker's erasure).
 folder = Path(tempfile.mkdtemp())
-store = ErasureStore(folder / "churn.model")
+secret = b"from your secret store, 16-64 bytes"  # seals the fit point in the file
+store = ErasureStore(folder / "churn.model", erasure_key=secret)
 store.save(pipe)
 
 # %% 3. C0421 asks to be forgotten: their rows, as they were at training time.

@@ -16,6 +16,7 @@ version that built it, and the record of every request applied to it, in a
 import dataclasses
 import datetime
 import itertools
+import secrets
 import threading
 import uuid
 from collections.abc import Sequence
@@ -243,6 +244,14 @@ def append_record(records, record):
     return records.appended(record)
 
 
+def _same_values(a, b):
+    """Whether two parameter vectors hold the same values (any namespace)."""
+    try:
+        return a.shape == b.shape and bool((a == b).all())
+    except Exception:
+        return False
+
+
 def check_request_id(request_id, records):
     """Raise unless ``request_id`` is ``None`` or a string no record holds yet."""
     from .exceptions import InvalidRequestError
@@ -282,8 +291,14 @@ class ErasureState:
     ----------
     curvature : CurvatureInverse
         Inverse of the damped curvature ``M`` over the rows not forgotten yet.
-    point : ndarray of shape (n_params,)
-        The fitted parameters at which ``M`` was built.
+    point : ndarray of shape (n_params,) or None
+        The fitted parameters at which ``M`` was built (the linearisation point
+        of ``linearization="fit"``). In memory only: a pickle, skops file or
+        ``persistence.save`` holds it sealed under ``seal_key``
+        (``sealed_point``), and a state loaded without the key has ``None``
+        here until :meth:`~sklearn_ssse.base.ErasableMixin.set_erasure_key`
+        opens it, or the next request re-bases it on the published parameters
+        (``docs/privacy.md``).
     prior : ndarray of shape (n_params,)
         The damping λ·P plus the floor, as added to ``M``'s diagonal.
     data_diagonal : ndarray of shape (n_params,) or None
@@ -334,6 +349,15 @@ class ErasureState:
     state_id : str
         A random identifier of this state, new at ``fit`` and at every request
         (:func:`new_state_id`); ``None`` in states of older pickles.
+    movable_index : ndarray of int or None
+        The coordinates the step may move (an L1 active set, fixed at ``fit``);
+        ``None``: all.
+    sealed_point : dict or None
+        ``point`` sealed under the key (:mod:`sklearn_ssse._sealed`), in a state
+        loaded from a file; ``None`` in memory.
+    seal_key : bytes or None
+        The key that seals ``point`` when the state is saved: random at ``fit``
+        unless set by ``set_erasure_key``. Never pickled.
     root_id : str or None
         ``state_id`` of the state ``fit`` published, carried by every state
         computed from it: the lineage's name.
@@ -367,6 +391,9 @@ class ErasureState:
     state_id: str | None = None
     parent_id: str | None = None
     root_id: str | None = None
+    movable_index: np.ndarray | None = None
+    sealed_point: dict | None = None
+    seal_key: bytes | None = field(default=None, repr=False)
 
     def __post_init__(self):
         if self.state_id is None:
@@ -387,6 +414,52 @@ class ErasureState:
         :meth:`successor` gives the state a request publishes.
         """
         return dataclasses.replace(self, **changes)
+
+    # -- persistence: the fit point leaves the process only sealed -------------
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        key = state.pop("seal_key", None)
+        point = state.get("point")
+        if point is not None and not _same_values(point, state["coefficients"]):
+            from ._sealed import seal
+
+            # Sealed under the state's key, or a fresh one nobody keeps.
+            state["sealed_point"] = seal(point, key or secrets.token_bytes(32))
+            state["point"] = None
+        return state
+
+    def __setstate__(self, state):
+        state.setdefault("seal_key", None)
+        self.__dict__.update(state)
+
+    def __copy__(self):
+        return self  # immutable
+
+    def __deepcopy__(self, memo):
+        # A copy in memory keeps the point and its key (a pickle does not).
+        import copy
+
+        clone = object.__new__(type(self))
+        memo[id(self)] = clone
+        clone.__dict__.update(copy.deepcopy(self.__dict__, memo))
+        return clone
+
+    def opened(self, key):
+        """This state with its sealed point opened by ``key`` (``ValueError``
+        for another key), the key kept for the next save."""
+        from ._sealed import unseal
+
+        point = unseal(self.sealed_point, key)
+        return dataclasses.replace(
+            self, point=point.copy(), sealed_point=None, seal_key=key
+        )
+
+    def rebased(self):
+        """This state linearised at its published parameters (its sealed point,
+        if any, dropped): what a request does when the key is not set."""
+        return dataclasses.replace(
+            self, point=self.coefficients.copy(), sealed_point=None
+        )
 
     def successor(self, **changes):
         """:meth:`replace` as a request publishes it: a new ``state_id``, whose

@@ -82,6 +82,7 @@ from .exceptions import (
     InvalidRequestError,
     RefitRecommendedError,
     RefitRecommendedWarning,
+    SealedPointWarning,
 )
 from .ledger import row_fingerprints
 
@@ -103,6 +104,16 @@ _LOCKS = weakref.WeakKeyDictionary()
 _LOCK_GUARD = threading.Lock()
 # The parameter values each estimator's last request validated (same keeping).
 _VALIDATED = weakref.WeakKeyDictionary()
+# Each estimator's erasure key (set_erasure_key): in memory only, never pickled.
+_KEYS = weakref.WeakKeyDictionary()
+
+
+def _seal_key_of(estimator):
+    """The key that will seal ``estimator``'s fit point: its own, or random."""
+    import secrets
+
+    key = _KEYS.get(estimator)
+    return key if key is not None else secrets.token_bytes(32)
 
 
 def request_snapshot(estimator):
@@ -119,6 +130,8 @@ def request_snapshot(estimator):
     """
     view = object.__new__(type(estimator))
     view.__dict__ = estimator.__dict__.copy()
+    if estimator in _KEYS:
+        _KEYS[view] = _KEYS[estimator]
     if not get_config()["skip_parameter_validation"]:
         values = tuple(map(view.__dict__.get, view._parameter_constraints))
         last = _VALIDATED.get(estimator)
@@ -499,6 +512,16 @@ class ErasableMixin(PartialForgetRequestMixin):
         index = np.flatnonzero(mask)
         return ActiveSetMaths(maths, index), index
 
+    def _state_step_maths(self, maths, state):
+        """:meth:`_step_maths` on the coordinates fixed at ``fit``: the state's
+        own movable index (computed at its point in states of older pickles)."""
+        if "movable_index" not in state.__dict__:  # an older pickle
+            return self._step_maths(maths, state.point)
+        index = state.movable_index
+        if index is None:
+            return maths, None
+        return ActiveSetMaths(maths, index), index
+
     def _curvature_kind(self):
         """``"fisher"`` or ``"hessian"``; families without a Hessian omit the param."""
         return getattr(self, "curvature", "fisher")
@@ -764,6 +787,8 @@ class ErasableMixin(PartialForgetRequestMixin):
             certificate_state=certificate_state,
             max_multiplicity=max_multiplicity,
             max_sample_weight=max_sample_weight,
+            movable_index=index,
+            seal_key=_seal_key_of(self),
         )
         if structure in ("cg", "cg-class"):
             self._warn_if_costly(structure, curvature, X, maths)
@@ -1059,7 +1084,73 @@ class ErasableMixin(PartialForgetRequestMixin):
                 f"sklearn-ssse {state.library_version}); this version reads format "
                 f"{STATE_FORMAT_VERSION}: fit the model again to take requests"
             )
+        if state.point is None:  # loaded: the fit point is sealed
+            state = self._opened_state(state)
         return state
+
+    def _opened_state(self, state):
+        """The loaded ``state`` with its point: opened with the key given to
+        :meth:`set_erasure_key`, or re-based on the published parameters (with
+        a warning) when no key was given; published."""
+        key = _KEYS.get(self)
+        if key is not None:
+            state = state.opened(key)
+        else:
+            warnings.warn(
+                "the fit point of this loaded model is sealed and its key was not "
+                "set: requests now linearise at the published parameters (the "
+                "state re-based on them). To keep linearization='fit' across "
+                "saves, call set_erasure_key(key) before saving and after loading "
+                "(docs/privacy.md).",
+                SealedPointWarning,
+                stacklevel=_caller_stacklevel(),
+            )
+            state = state.rebased()
+        self._publish({"erasure_state_": state})
+        return state
+
+    def set_erasure_key(self, key):
+        """Set the secret key that seals the fit point in saved copies of the model.
+
+        With ``linearization="fit"`` requests need the fitted parameters, which
+        beside the stored curvature would give the erased rows back; a pickle,
+        skops file or ``persistence.save`` therefore holds them sealed under a
+        key that is never saved. Without a key of yours the key is random and
+        lost with the process: a loaded model then re-bases its requests on
+        the published parameters (``SealedPointWarning``). Keep the key in a
+        secret store, like a ledger's, and set it before saving and after
+        loading.
+
+        Parameters
+        ----------
+        key : bytes
+            16 to 64 bytes.
+
+        Returns
+        -------
+        self : object
+
+        Raises
+        ------
+        ValueError
+            If ``key`` is not 16 to 64 bytes, or does not open this loaded
+            model's sealed point (the model is then unchanged).
+        """
+        from ._sealed import check_key
+
+        key = check_key(key)
+        with self._erasure_lock():
+            state = self.__dict__.get("erasure_state_")
+            if state is not None:
+                if state.point is None and state.sealed_point is not None:
+                    state = state.opened(key)
+                else:
+                    state = state.replace(seal_key=key)
+                self._publish({"erasure_state_": state})
+            _KEYS[self] = key
+        return self
+
+
 
     def _prepare_forget(
         self,
@@ -1374,7 +1465,7 @@ class ErasableMixin(PartialForgetRequestMixin):
 
         # Take S out of the stored curvature, evaluated where it was built (on the
         # movable coordinates only, when some are frozen).
-        maths, index = self._step_maths(maths, state.point)
+        maths, index = self._state_step_maths(maths, state)
         if index is not None:
             gradient = gradient[index]
         inverse = state.curvature

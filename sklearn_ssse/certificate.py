@@ -151,7 +151,11 @@ class CertificateState:
     # Pickles, copies and skops files hold the folded Gram only: never the
     # forgotten rows, never a Gram that still counts them.
     def __getstate__(self):
-        return dict(self.folded().__dict__)
+        state = dict(self.folded().__dict__)
+        # (θ − θ*) G with G gives θ − θ* back, and so the erased rows' summed
+        # gradient: recomputed from the point at the next request instead.
+        state["gram_drift"] = state["drift_at"] = None
+        return state
 
     def __setstate__(self, state):
         self.__dict__.update(state)
@@ -1190,6 +1194,8 @@ def _curvature_metric_distance(state, cert, theta, gradient, row_max, binary):
         return None
     nu = float(np.sqrt(max(gradient @ (M_inv @ gradient), 0.0) / c0))
     mu_star = c0 * mu_M
+    if state.point is None:  # sealed (a loaded model): the bound needs θ*
+        return None
     drift = float(np.linalg.norm(theta - state.point))
     c = 1.0 if binary else np.sqrt(2.0)
     for rho in np.geomspace(max(nu, 1e-300), max(nu, 1e-300) * 1e6, 121):

@@ -36,6 +36,7 @@ __all__ = [
     "InvalidRequestError",
     "RefitRecommendedError",
     "RefitRecommendedWarning",
+    "SealedPointWarning",
     "StaleStateError",
     "UnscaledInputWarning",
 ]
@@ -150,3 +151,10 @@ class UnscaledInputWarning(UserWarning):
     features are far from it (:class:`~sklearn_ssse.ErasableMLPClassifier`):
     one step from such a fit can wreck the network. Scale the features first
     (``StandardScaler`` in a pipeline)."""
+
+
+class SealedPointWarning(UserWarning):
+    """A loaded model's fit point is sealed and its key was not set: requests
+    linearise at the published parameters from now on (the state was re-based).
+    Set the key with ``set_erasure_key`` before saving and after loading to keep
+    ``linearization="fit"`` across saves (``docs/privacy.md``)."""

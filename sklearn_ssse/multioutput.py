@@ -34,7 +34,7 @@ from .base import (
     PartialForgetRequestMixin,
     erasure_lock,
 )
-from .exceptions import CostlyErasureWarning
+from .exceptions import CostlyErasureWarning, SealedPointWarning
 
 __all__ = ["ErasableMultiOutputClassifier"]
 
@@ -541,6 +541,7 @@ class ErasableMultiOutputClassifier(PartialForgetRequestMixin, MultiOutputClassi
             if k in _REQUEST_PARAMS or k in CURVATURE_PARAMS
         }
         with erasure_lock(self):
+            self._open_outputs()
             requests = [
                 _OutputRequest(j, est, template)
                 for j, est in enumerate(self.estimators_)
@@ -625,6 +626,36 @@ class ErasableMultiOutputClassifier(PartialForgetRequestMixin, MultiOutputClassi
             estimators_=list(estimators),
             n_forgotten_=self.n_forgotten_ + Y.shape[0],
         )
+
+    def _open_outputs(self):
+        """Give every loaded output its fit point back (its key set) or re-base
+        it, before the outputs are stacked; one warning for all of them."""
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", SealedPointWarning)
+            for est in self.estimators_:
+                if isinstance(est, ErasableMixin) and "erasure_state_" in vars(est):
+                    if est.erasure_state_.point is None:
+                        est._erasure_state()
+        for warning in caught[:1]:
+            warnings.warn(warning.message, warning.category, stacklevel=3)
+
+    def set_erasure_key(self, key):
+        """Set the key that seals every output's fit point in saved copies
+        (:meth:`ErasableLogisticRegression.set_erasure_key`).
+
+        Parameters
+        ----------
+        key : bytes
+            16 to 64 bytes.
+
+        Returns
+        -------
+        self : object
+        """
+        for est in getattr(self, "estimators_", ()):
+            if isinstance(est, ErasableMixin):
+                est.set_erasure_key(key)
+        return self
 
     def compact_erasure_state(self):
         """Fold the low-rank factors of recent requests into the stored inverses.

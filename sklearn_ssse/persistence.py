@@ -56,6 +56,18 @@ class CorruptModelFileError(ValueError):
     """The file is not a complete sklearn-ssse model file (or was damaged)."""
 
 
+def _set_erasure_key(model, key):
+    """``set_erasure_key(key)`` on the erasable estimator(s) inside ``model``."""
+    if hasattr(model, "set_erasure_key"):
+        model.set_erasure_key(key)
+    elif hasattr(model, "steps"):  # Pipeline
+        _set_erasure_key(model.steps[-1][1], key)
+    elif hasattr(model, "best_estimator_"):  # a search
+        _set_erasure_key(model.best_estimator_, key)
+    elif getattr(model, "final_estimator_", None) is not None:  # the CV model
+        _set_erasure_key(model.final_estimator_, key)
+
+
 # -- lineage -------------------------------------------------------------------------
 def _erasure_states(model):
     """The erasure states a model's lineage is made of, as a tuple.
@@ -425,6 +437,13 @@ class ErasureStore:
         Where :meth:`forget` logs accepted requests (:mod:`sklearn_ssse.journal`).
     ledger_key : bytes, default=None
         The key of the ledger saved in the file, if any (keys are never saved).
+    erasure_key : bytes, default=None
+        The key that seals the model's fit point in the file
+        (``set_erasure_key``; never saved): set on every model the store loads
+        and saves, so that ``linearization="fit"`` carries on across workers and
+        restarts. Without it a loaded model re-bases its requests on the
+        published parameters (``SealedPointWarning``). Keep it in a secret
+        store, with the ledger's.
     timeout : float, default=-1
         Seconds to wait for the lock (``-1``: forever); past it
         :class:`filelock.Timeout` is raised.
@@ -446,10 +465,13 @@ class ErasureStore:
     ['ticket-1']
     """
 
-    def __init__(self, path, *, journal=None, ledger_key=None, timeout=-1):
+    def __init__(
+        self, path, *, journal=None, ledger_key=None, erasure_key=None, timeout=-1
+    ):
         self.path = os.fspath(path)
         self.journal = journal
         self.ledger_key = ledger_key
+        self.erasure_key = erasure_key
         self.timeout = timeout
         self._lock = FileLock(self.path + ".lock", timeout=timeout)
 
@@ -467,7 +489,10 @@ class ErasureStore:
         ledger = payload["ledger"]
         if ledger is not None and self.ledger_key is not None:
             ledger.set_key(self.ledger_key)
-        return payload["model"], ledger
+        model = payload["model"]
+        if self.erasure_key is not None:
+            _set_erasure_key(model, self.erasure_key)
+        return model, ledger
 
     def load(self):
         """The newest saved model (a pickle: load only a store you wrote)."""
@@ -503,6 +528,8 @@ class ErasureStore:
             self._save_locked(model, ledger, overwrite=overwrite)
 
     def _save_locked(self, model, ledger, *, overwrite=False):
+        if self.erasure_key is not None:  # the fit point saved under this key
+            _set_erasure_key(model, self.erasure_key)
         states = _erasure_states(model)
         if os.path.exists(self.path) and not overwrite:
             saved = read_header(self.path)

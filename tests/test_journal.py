@@ -37,7 +37,7 @@ def data():
 def setup(tmp_path, data):
     X, y = data
     journal = Journal(tmp_path / "j.jsonl", key=KEY)
-    store = ErasureStore(tmp_path / "m.ssse", journal=journal)
+    store = ErasureStore(tmp_path / "m.ssse", journal=journal, erasure_key=b"e" * 32)
     store.save(ErasableLogisticRegression().fit(X, y))
     requests = {f"r{i}": np.arange(3 * i, 3 * i + 3) for i in range(4)}
 

@@ -452,12 +452,14 @@ def test_invalid_forget_scale_is_refused():
 # -- pickling, dtype, memory -----------------------------------------------------------
 def test_pickle_round_trip():
     clf, X, Y = _fitted(curvature="hessian")
-    restored = pickle.loads(pickle.dumps(clf))
+    key = b"m" * 32  # the fit point is pickled sealed: the key opens it
+    clf.set_erasure_key(key)
+    restored = pickle.loads(pickle.dumps(clf)).set_erasure_key(key)
     for model in (clf, restored):
         model.partial_forget(X[:5], Y[:5])
     assert_array_equal(_params(restored), _params(clf))
     # Pickled after a request, it carries on where it stopped.
-    again = pickle.loads(pickle.dumps(clf))
+    again = pickle.loads(pickle.dumps(clf)).set_erasure_key(key)
     for model in (clf, again):
         model.partial_forget(X[5:9], Y[5:9])
     assert_array_equal(_params(again), _params(clf))
@@ -724,7 +726,8 @@ def test_pickle_is_folded_and_shares_the_gram(monkeypatch):
     assert all(g is grams[0] for g in grams)  # one array for every output
     model.partial_forget(X[:1], Y[:1])
     assert _stack_of(model).rank == 1  # lazy: a factor, not a new base
-    restored = pickle.loads(pickle.dumps(model))
+    model.set_erasure_key(b"m" * 32)
+    restored = pickle.loads(pickle.dumps(model)).set_erasure_key(b"m" * 32)
     for est in restored.estimators_:  # each output's inverse alone, folded
         inverse = est.curvature_inverse_
         assert inverse.stack.n_outputs == 1 and inverse.stack.rank == 0

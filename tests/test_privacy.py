@@ -23,6 +23,8 @@ from sklearn_ssse import (
     trusted_types,
 )
 
+KEY = b"k" * 32
+
 CONFIGS = {
     "dense block": dict(),
     "small blocks": dict(block_size=3),
@@ -121,7 +123,8 @@ def test_cg_rows_keeps_no_erased_row_and_no_preconditioner_of_them():
     assert rows.shape[0] == len(X) - 4
     # the preconditioner of the fit (every row's Gram) is not in the file
     assert curvature.blocks is None and curvature.kronecker is None
-    loaded = _round_trip(model)
+    model.set_erasure_key(KEY)  # the loaded model opens the same fit point
+    loaded = _round_trip(model).set_erasure_key(KEY)
     before = model.coef_.copy()
     for m in (model, loaded):  # solved tightly: the preconditioner is then moot
         m.erasure_state_.curvature.rtol = 1e-9
@@ -229,3 +232,97 @@ def test_gram_attack_on_a_refit_state_matches_the_erased_one():
     b = _gram_difference(refit.erasure_state_)
     scale = np.abs(refit.erasure_state_.certificate_state.gram_diagonal).max()
     assert np.abs(a).max() <= np.abs(b).max() + 1e-9 * scale
+
+
+# -- the linearisation point ------------------------------------------------------
+def _point_attack(state, curvature_matvec):
+    """``M (point − θ)``: the erased rows' summed gradient when the point is θ*."""
+    if state.point is None:
+        return None
+    return curvature_matvec(np.asarray(state.point) - state.coefficients)
+
+
+def _dense_M(state):
+    inverse = state.curvature.to_dense()
+    return np.linalg.inv(inverse)
+
+
+@pytest.mark.parametrize("name", ["dense block", "cg", "cg-rows"])
+def test_a_saved_model_holds_no_fit_point_to_solve_for(name):
+    X, y = _counts()
+    model = ErasableLogisticRegression(tol=1e-10, **CONFIGS[name]).fit(X, y)
+    model.partial_forget(X[:1], y[:1])
+    live = model.erasure_state_
+    assert not np.array_equal(live.point, live.coefficients)  # in memory: θ*
+    state = _round_trip(model).erasure_state_
+    assert state.point is None and state.sealed_point is not None
+    assert set(state.sealed_point) == {"nonce", "body", "tag", "dtype", "shape"}
+    cert = state.certificate_state
+    assert cert.gram_drift is None and cert.drift_at is None  # (θ − θ*) G: gone
+    # the sealed bytes are not the point's bytes
+    body = np.asarray(state.sealed_point["body"], dtype=np.uint8)
+    assert body.tobytes() != np.ascontiguousarray(live.point).tobytes()
+
+
+def test_the_key_opens_the_point_and_a_wrong_key_is_refused():
+    X, y = _counts()
+    model = ErasableLogisticRegression().fit(X, y).set_erasure_key(KEY)
+    model.partial_forget(X[:2], y[:2])
+    loaded = _round_trip(model)
+    before = pickle.dumps(loaded)
+    with pytest.raises(ValueError, match="does not open"):
+        loaded.set_erasure_key(b"w" * 32)
+    assert pickle.dumps(loaded) == before  # unchanged
+    with pytest.raises(ValueError, match="16 to 64"):
+        loaded.set_erasure_key(b"short")
+    loaded.set_erasure_key(KEY)
+    np.testing.assert_array_equal(loaded.erasure_state_.point, model.erasure_state_.point)
+    for m in (model, loaded):
+        m.partial_forget(X[5:7], y[5:7])
+    np.testing.assert_array_equal(loaded.coef_, model.coef_)
+
+
+def test_without_the_key_a_loaded_model_rebases_and_says_so():
+    from sklearn_ssse.exceptions import SealedPointWarning
+
+    X, y = _counts()
+    model = ErasableLogisticRegression().fit(X, y).partial_forget(X[:2], y[:2])
+    loaded = _round_trip(model)
+    with pytest.warns(SealedPointWarning, match="set_erasure_key"):
+        loaded.partial_forget(X[5:7], y[5:7])
+    # re-based: linearised at the published parameters, nothing sealed any more
+    state = loaded.erasure_state_
+    assert state.sealed_point is None
+    assert _round_trip(loaded).erasure_state_.point is None  # sealed again
+
+
+def test_membership_from_the_pickle_is_no_better_than_from_a_refit():
+    """The attacks of this module, as a membership score: erased rows against
+    rows never seen, from the pickle alone; and the same on a refit's state."""
+    X, y = _counts(n=200, d=6, seed=3)
+    held_out = np.arange(180, 200)
+    erased = np.arange(20)
+    model = ErasableLogisticRegression(tol=1e-10).fit(X[:180], y[:180])
+    for i in erased:  # one-row requests, as in the issue's attack
+        model.partial_forget(X[i : i + 1], y[i : i + 1])
+    refit = ErasableLogisticRegression(tol=1e-10).fit(X[20:180], y[20:180])
+
+    def scores(m):
+        state = _round_trip(m).erasure_state_
+        difference = _gram_difference(state)
+        M = _dense_M(state)
+        point = _point_attack(state, lambda v: M @ v)
+        rows = np.column_stack([X, np.ones(len(X))])
+        out = []
+        for i in np.r_[erased, held_out]:
+            s = float(np.abs(difference) @ rows[i] ** 2)
+            if point is not None and np.linalg.norm(point) > 0:
+                s += abs(point @ rows[i]) / (np.linalg.norm(point) * np.linalg.norm(rows[i]))
+            out.append(s)
+        return np.array(out)
+
+    truth = np.r_[np.ones(len(erased)), np.zeros(len(held_out))]
+    auc_erased = roc_auc_score(truth, scores(model))
+    auc_refit = roc_auc_score(truth, scores(refit))
+    assert auc_erased <= auc_refit + 0.1
+    assert abs(auc_erased - 0.5) <= 0.1  # nothing to tell them apart
