@@ -63,8 +63,14 @@ def accumulate_gram(out, A, B, v=None, same=False, in_place=None):
     :func:`symmetrize_from_lower`. ``A`` and ``B`` may be dense or sparse. When
     ``out`` is large and C-contiguous the product is written straight into it by
     scipy's BLAS (no ``d × d`` temporary); otherwise numpy computes it aside and
-    adds it; ``in_place=True`` forces scipy's BLAS whatever the size (a build,
-    where SYRK's halved flops matter more than switching thread pools). When
+    adds it (numpy's ``A.T @ A`` is itself a SYRK). ``in_place=True`` (a build)
+    writes in place whenever the temporary would outweigh the chunk ``A``
+    (wide, short chunks), and uses numpy's BLAS otherwise: between numpy's own
+    BLAS calls on the same chunks (the probabilities, the class sums), a call
+    into scipy's OpenBLAS waits for the other pool's spinning threads, measured
+    at up to 0.1 s a call on a busy two-core machine against 2 ms of work. A
+    float32 chunk added into a float64 ``out`` is multiplied in float32 (the
+    BLAS-3 floor) and summed in float64. When
     both are sparse the product is a sparse one (SpGEMM) whose
     stored entries alone are added to ``out`` (:func:`add_sparse_into`): its cost
     follows the non-zeros, and nothing of ``out``'s size is allocated.
@@ -86,7 +92,10 @@ def accumulate_gram(out, A, B, v=None, same=False, in_place=None):
         else:
             out += as_dense(A.T @ B)
         return
-    small = out.nbytes <= IN_PLACE_MIN_BYTES if in_place is None else not in_place
+    if in_place is None:
+        small = out.nbytes <= IN_PLACE_MIN_BYTES
+    else:
+        small = not in_place or out.nbytes <= A.nbytes + B.nbytes
     if small or not (out.flags.c_contiguous and out.dtype == A.dtype == B.dtype):
         out += A.T @ B
         return

@@ -22,12 +22,17 @@ from sklearn.utils import check_random_state
 
 from . import _array_api
 from ._linalg import (
-    accumulate_gram,
     add_sparse_into,
     as_dense,
     symmetrize_from_lower,
 )
-from ._maths import ModelMaths, row_chunks, sum_over_row_groups
+from ._maths import (
+    MAX_CHUNK_BYTES,
+    ModelMaths,
+    n_row_groups,
+    row_chunks,
+    sum_over_row_groups,
+)
 
 # A sparse product (scipy's SpGEMM, one thread) costs about this many dense
 # multiply-adds per scalar product it makes (measured: 50–80 ns against 0.07 ns
@@ -41,9 +46,22 @@ SPARSE_PRODUCT_COST = 500
 MAX_SPARSE_CHUNK_BYTES = 64 * 2**20
 PRODUCT_ENTRY_BYTES = 24
 
-# Up to this many rows (a request's) the class sums are one small GEMM: the
-# per-column GEMVs that pay on a training chunk cost only call overhead here.
-_FEW_ROWS = 16
+# A dense build's chunks hold at least this many rows (where the blocks allow:
+# a chunk is never larger than the largest block nor GRAM_CHUNK_MAX_BYTES): each
+# chunk's Gram is a d × d temporary added to the accumulator, paid back only
+# when the chunk's SYRK is ~k/2 times the add. It also bounds rounding: a
+# float32 chunk product errs by at most k·u relative to Σ|x̃||x̃|ᵀ (u = 2⁻²⁴),
+# and the chunks are summed in float64 (docs/scaling.md).
+GRAM_CHUNK_ROWS = 2048
+GRAM_CHUNK_MAX_BYTES = 64 * 2**20
+# A chunk's weighted copy of about this size stays in a core's L2 cache between
+# its writing and the SYRK that reads it (measured: 2 048 rows of 200 float32
+# columns take 1.35× one SYRK of the whole X with the copy and the
+# probabilities, 5 115 rows 1.49×).
+GRAM_CHUNK_TARGET_BYTES = 2**20
+# Rows whose curvature weight's root is below this add their class sums directly
+# (``R / √v`` would overflow); others ride on the diagonal SYRK.
+_ROOT_FLOOR = 2.0**-30
 
 
 def sparse_products_pay(X, width):
@@ -98,6 +116,32 @@ class _ColumnSlices:
 
 
 __all__ = ["LogisticMaths", "stacked_binary_terms"]
+
+
+def gram_chunk_rows(row_bytes, bounds, itemsize):
+    """Rows of a dense build's chunk: :data:`GRAM_CHUNK_ROWS`, or more where a
+    chunk of them is smaller than :data:`GRAM_CHUNK_TARGET_BYTES` (narrow data),
+    within the working memory (as :func:`~sklearn_ssse._maths.row_chunks`);
+    where the working memory holds fewer, raised to :data:`GRAM_CHUNK_ROWS` as
+    long as the chunk stays below the largest block and
+    :data:`GRAM_CHUNK_MAX_BYTES`."""
+    row_bytes = max(int(row_bytes), 1)
+    budget = min(get_config()["working_memory"] * 2**20, MAX_CHUNK_BYTES)
+    allowed = max(int(budget // row_bytes), 1)
+    if allowed >= GRAM_CHUNK_ROWS:
+        return min(max(GRAM_CHUNK_ROWS, GRAM_CHUNK_TARGET_BYTES // row_bytes), allowed)
+    largest = itemsize * max((stop - start) ** 2 for start, stop in bounds)
+    cap = int(min(largest, GRAM_CHUNK_MAX_BYTES) // row_bytes)
+    return max(allowed, min(GRAM_CHUNK_ROWS, cap))
+
+
+def _finish_blocks(blocks, dtype):
+    """Mirror each accumulated lower triangle and cast it to the state's dtype,
+    one block at a time (a float64 accumulator is freed as its copy is made)."""
+    finished = []
+    while blocks:
+        finished.append(symmetrize_from_lower(blocks.pop(0)).astype(dtype, copy=False))
+    return finished
 
 
 def stacked_binary_terms(Xt, labels, points, kind):
@@ -312,26 +356,41 @@ class LogisticMaths(ModelMaths):
         """``out[a, o] += Σ_{i∈class a} w_i r_io x̃_i`` over a chunk of rows.
 
         Every (class, output) pair at once: the ``(chunk, n_classes · n_outputs)``
-        matrix ``R[i, (a, o)] = [y_i = a] w_i r_io`` times the chunk, one GEMM, or
-        one GEMV per column up to four columns (a GEMM with so few rows costs
-        about twice the passes it saves, measured) unless the chunk itself is a
-        few rows (a request's: the GEMM is then nothing, the calls are the cost).
+        matrix ``R[i, (a, o)] = [y_i = a] w_i r_io`` times the chunk, one GEMM in
+        the chunk's dtype (no float64 copy of a float32 chunk), added to ``out``
+        in its own dtype (float64 in a build).
         """
         n_classes = out.shape[0]
-        r = r * w[:, None].astype(np.float64)
-        R = np.zeros((len(yc), n_classes, self.n_outputs))
-        R[np.arange(len(yc)), yc, :] = r
+        dtype = Xc.dtype if Xc.dtype in (np.float32, np.float64) else np.float64
+        R = np.zeros((len(yc), n_classes, self.n_outputs), dtype=dtype)
+        R[np.arange(len(yc)), yc, :] = r * w[:, None]
         R = R.reshape(len(yc), -1)
-        if R.shape[1] <= 4 and Xc.shape[0] > _FEW_ROWS and not sp.issparse(Xc):
-            sums = np.stack([R[:, j] @ Xc for j in range(R.shape[1])])
-        else:
-            sums = as_dense(R.T @ Xc)
-        sums = sums.reshape(n_classes, self.n_outputs, -1)
+        sums = as_dense(Xc.T @ R).T.reshape(n_classes, self.n_outputs, -1)
         out[:, :, : self.n_features] += sums
         if self.fit_intercept:
-            out[:, :, -1] += self.intercept_scaling * R.sum(axis=0).reshape(
-                n_classes, self.n_outputs
-            )
+            out[:, :, -1] += self.intercept_scaling * R.sum(
+                axis=0, dtype=np.float64
+            ).reshape(n_classes, self.n_outputs)
+
+    @staticmethod
+    def _class_residuals(yc, r, w, out):
+        """``R[i, a, o] = [y_i = a] w_i r_io``, shape ``(chunk, n_classes, o)``."""
+        R = np.zeros((len(yc), out.shape[0], r.shape[1]), dtype=r.dtype)
+        R[np.arange(len(yc)), yc, :] = r * w[:, None]
+        return R
+
+    def _add_class_sums_from(self, out, Xc, R, outputs):
+        """``out[:, o] += Σ_i R[i, :, o] x̃_i`` for the ``outputs`` (a mask): one
+        GEMM with the chunk."""
+        part = R[:, :, outputs]
+        k, n_classes, n_out = part.shape
+        flat = np.ascontiguousarray(part).reshape(k, -1)
+        sums = as_dense(Xc.T @ flat).T.reshape(n_classes, n_out, -1)
+        out[:, outputs, : self.n_features] += sums
+        if self.fit_intercept:
+            out[:, outputs, -1] += self.intercept_scaling * flat.sum(
+                axis=0, dtype=np.float64
+            ).reshape(n_classes, n_out)
 
     def curvature_blocks_and_gradient_sums(
         self,
@@ -345,13 +404,17 @@ class LogisticMaths(ModelMaths):
         bounds,
         n_classes,
         *,
+        gram_weights=None,
         n_jobs=None,
         verbose=0,
     ):
         """:meth:`curvature_blocks` and :meth:`gradient_sums` in one pass.
 
         The rows' probabilities and each chunk of ``X`` serve both sums (NumPy or
-        SciPy input, no mini-batches): the build reads the data once.
+        SciPy input, no mini-batches): the build reads the data once. With
+        ``gram_weights`` (``b``), the certificate's Gram ``X̃ᵀ diag(b) X̃`` comes
+        from the same chunks (a second SYRK per chunk, on the chunk while it is
+        in cache; no scaling when ``b`` is constant).
 
         Returns
         -------
@@ -359,10 +422,16 @@ class LogisticMaths(ModelMaths):
             As :meth:`curvature_blocks`.
         sums : ndarray of shape (n_classes, n_params)
             As :meth:`gradient_sums` with ``sample_weight``.
+        gram : ndarray of shape (width, width), float64
+            Only with ``gram_weights``: ``Σ_i b_i x̃_i x̃_iᵀ`` (float32 data:
+            float32 chunk products summed in float64).
         """
-        *blocks, sums = self._summed_parts(
+        arrays = (y, weights, sample_weight)
+        if gram_weights is not None:
+            arrays = (*arrays, np.asarray(gram_weights))
+        parts = self._summed_parts(
             X,
-            (y, weights, sample_weight),
+            arrays,
             n_jobs,
             verbose,
             theta=theta,
@@ -371,11 +440,21 @@ class LogisticMaths(ModelMaths):
             bounds=bounds,
             n_classes=n_classes,
         )
-        blocks = [symmetrize_from_lower(block) for block in blocks]
-        return blocks, sums.reshape(n_classes, -1)
+        gram = None
+        if gram_weights is not None:
+            gram = symmetrize_from_lower(parts.pop())
+        *blocks, sums = parts
+        blocks = _finish_blocks(blocks, theta.dtype)
+        sums = sums.reshape(n_classes, -1).astype(theta.dtype, copy=False)
+        return (blocks, sums) if gram is None else (blocks, sums, gram)
 
     def _summed_parts(self, X, arrays, n_jobs, verbose, **kwargs):
-        """:meth:`_curvature_part` summed over row groups (joblib)."""
+        """:meth:`_curvature_part` summed over row groups (joblib).
+
+        One group (the default) sums in float64 whatever the data's dtype; parallel
+        groups each hold their partial blocks, in the state's dtype.
+        """
+        single = n_row_groups(X.shape[0], 1, n_jobs) == 1
         return sum_over_row_groups(
             self._curvature_part,
             X,
@@ -383,6 +462,7 @@ class LogisticMaths(ModelMaths):
             n_jobs=n_jobs,
             verbose=verbose,
             sparse=sp.issparse(X) and sparse_products_pay(X, self.width),
+            accumulate=np.float64 if single else None,
             **kwargs,
         )
 
@@ -446,7 +526,7 @@ class LogisticMaths(ModelMaths):
             kind=kind,
             bounds=bounds,
         )
-        return [symmetrize_from_lower(block) for block in blocks]
+        return _finish_blocks(blocks, theta.dtype)
 
     def _curvature_part(
         self,
@@ -454,6 +534,7 @@ class LogisticMaths(ModelMaths):
         y,
         weights,
         sample_weight=None,
+        gram_weights=None,
         *,
         rows,
         progress,
@@ -463,48 +544,104 @@ class LogisticMaths(ModelMaths):
         bounds,
         sparse,
         n_classes=None,
+        accumulate=None,
     ):
         """Lower triangles of the blocks over the rows of ``X`` (``rows`` is None).
 
         ``sparse``: sparse products over chunks of rows sized by their non-zeros
-        (:func:`sparse_row_chunks`); otherwise dense GEMMs over chunks sized by
-        their width, a sparse ``X`` being densified one chunk at a time. With
+        (:func:`sparse_row_chunks`); otherwise dense SYRK/GEMMs (numpy's BLAS
+        only) over chunks of at least :data:`GRAM_CHUNK_ROWS` rows where the
+        blocks allow, a sparse ``X`` being densified one chunk at a time. The
+        sums are kept in ``accumulate`` (default: ``theta``'s dtype). With
         ``sample_weight``, the gradient sums by class (:meth:`gradient_sums`)
-        follow the blocks in the returned list, from the same chunks.
+        follow the blocks in the returned list, from the same chunks; with
+        ``gram_weights``, the lower triangle of the certificate's Gram last.
         """
         Theta = theta.reshape(self.n_outputs, self.width)
-        blocks = [np.zeros((e - s, e - s), dtype=theta.dtype) for s, e in bounds]
-        sums = None
+        dtype = np.dtype(theta.dtype if accumulate is None else accumulate)
+        blocks = [np.zeros((e - s, e - s), dtype=dtype) for s, e in bounds]
+        sums = gram = None
         if sample_weight is not None:
-            sums = np.zeros((n_classes, self.n_outputs, self.width), theta.dtype)
+            sums = np.zeros((n_classes, self.n_outputs, self.width), dtype)
+        if gram_weights is not None:
+            gram = np.zeros((self.width, self.width), np.float64)
         segments = [self._segments(s, e) for s, e in bounds]
         densify = sp.issparse(X) and not sparse
+        widest = max(hi - lo for segs in segments for _, lo, hi, _ in segs)
         if sparse:
             chunks = sparse_row_chunks(X, 4 * X.dtype.itemsize * self.n_outputs)
         else:
-            # Per row: two weighted column pieces of the widest segment, p and r
-            # (and the densified row of a sparse X).
-            widest = max(hi - lo for segs in segments for _, lo, hi, _ in segs)
+            # Per row: one weighted copy of the widest segment, p and r (and
+            # the densified row of a sparse X).
+            extra = 0 if n_classes is None else n_classes
             row_bytes = X.dtype.itemsize * (
-                2 * widest + 4 * self.n_outputs + densify * self.n_features
+                widest + extra + 4 * self.n_outputs + densify * self.n_features
             )
-            chunks = row_chunks(X.shape[0], row_bytes)
+            if gram is not None:
+                row_bytes += X.dtype.itemsize * self.n_features
+            size = gram_chunk_rows(row_bytes, bounds, X.dtype.itemsize)
+            n = X.shape[0]
+            chunks = (slice(a, min(a + size, n)) for a in range(0, n, size))
+            buffer = np.empty(min(size, n) * (widest + extra), dtype=X.dtype)
         for chunk in chunks:
             Xc = X[chunk]
             p, r = self._residuals(Xc, y[chunk], Theta, active)
-            if sums is not None:
-                self._add_class_sums(sums, Xc, y[chunk], r, sample_weight[chunk])
             w = weights[chunk]
             if sparse:
+                if sums is not None:
+                    self._add_class_sums(sums, Xc, y[chunk], r, sample_weight[chunk])
                 columns = _ColumnSlices(Xc)
                 for block, segs in zip(blocks, segments):
                     self._add_block_sparse(block, segs, columns, p, r, w, kind)
+                if gram is not None:
+                    self._add_gram(gram, Xc, gram_weights[chunk])
             else:
-                Xc = Xc.toarray() if densify else Xc
+                Xc = Xc.toarray() if densify else np.asarray(Xc)
+                R = done = None
+                if sums is not None:  # the class sums ride on the diagonal SYRKs
+                    R = self._class_residuals(y[chunk], r, sample_weight[chunk], sums)
+                    R = R.astype(Xc.dtype, copy=False)
+                    done = np.zeros(self.n_outputs, dtype=bool)
                 for block, segs in zip(blocks, segments):
-                    self._add_block(block, segs, Xc, p, r, w, kind)
+                    self._add_block(
+                        block, segs, Xc, p, r, w, kind, buffer, R, sums, done
+                    )
+                if sums is not None and not done.all():
+                    self._add_class_sums_from(sums, Xc, R, ~done)
+                if gram is not None:
+                    self._add_gram(gram, Xc, gram_weights[chunk], buffer)
             progress.update(chunk.stop - chunk.start)
-        return blocks if sums is None else [*blocks, sums]
+        parts = blocks if sums is None else [*blocks, sums]
+        return parts if gram is None else [*parts, gram]
+
+    def _add_gram(self, gram, Xc, b, buffer=None):
+        """Lower triangle of ``gram += X̃cᵀ diag(b) X̃c``: the chunk's SYRK as it
+        is when ``b`` is constant (then scaled), else of ``√b ⊙ Xc``."""
+        m, s = self.n_features, self.intercept_scaling
+        b = np.asarray(b, dtype=np.float64)
+        constant = b.size > 0 and np.all(b == b[0])
+        if sp.issparse(Xc):
+            Y = Xc if constant else sp.csr_matrix(Xc.multiply(np.sqrt(b)[:, None]))
+            product = sp.csr_matrix(Y.T) @ sp.csr_matrix(Y)
+            if constant:
+                product = product * float(b[0])
+            add_sparse_into(gram, product, unique=True)
+            column = np.asarray(Xc.T @ b).ravel()
+        else:
+            if constant:
+                gram[:m, :m] += float(b[0]) * (Xc.T @ Xc)
+            else:
+                Y = np.multiply(
+                    Xc, np.sqrt(b).astype(Xc.dtype)[:, None],
+                    out=buffer[: Xc.size].reshape(Xc.shape)
+                    if buffer is not None and buffer.size >= Xc.size
+                    else None,
+                )
+                gram[:m, :m] += Y.T @ Y
+            column = b.astype(Xc.dtype) @ Xc
+        if self.fit_intercept:
+            gram[m, :m] += s * column
+            gram[m, m] += s * s * b.sum()
 
     def _segments(self, start, stop):
         """Pieces ``(output row, first column, stop column, offset)`` of a block."""
@@ -515,26 +652,66 @@ class LogisticMaths(ModelMaths):
             segs.append((a, lo, hi, a * self.width + lo - start))
         return segs
 
-    def _add_block(self, block, segs, X, p, r, w, kind):
+    def _add_block(
+        self, block, segs, X, p, r, w, kind, buffer, R=None, sums=None, done=None
+    ):
         """Add ``Σ_i v_ab,i x̃_i[J_b] x̃_i[J_a]ᵀ`` to the lower triangle of a block.
 
-        Each pair of segments is one GEMM (a SYRK on the diagonal) on the weighted
-        columns of ``x̃`` for this chunk, written straight into the block when it
-        is one whole segment; the caller copies the lower triangle onto the upper
-        one at the end.
+        Each pair of segments is one product of the chunk's columns in the data's
+        dtype, with numpy's BLAS. On the diagonal (``v ≥ 0``) a SYRK of
+        ``Y = [√v ⊙ X[:, J_a], s√v, R_a / √v]``: its first columns give the
+        block (the intercept's row and corner included), the last ones the class
+        sums of output ``a`` (``Yᵀ (R_a / √v) = Σ_i R_ia x̃_i``), for a few more
+        columns of flops instead of a pass over the chunk; rows where ``√v`` is
+        below :data:`_ROOT_FLOOR` add their sums directly. Off the diagonal a
+        GEMM of ``(v ⊙ X[:, J_b])ᵀ X[:, J_a]``. ``done[a]`` is set where output
+        ``a``'s class sums were made. The caller mirrors the lower triangle.
         """
+        m, s = self.n_features, self.intercept_scaling
+        k = X.shape[0]
         for i, (a, lo_a, hi_a, off_a) in enumerate(segs):
+            fa = min(hi_a, m) - lo_a
+            Fa = X[:, lo_a : lo_a + fa]
             for b, lo_b, hi_b, off_b in segs[i:]:
                 v = w * self._pair_weights(p, r, kind, a, b)
                 part = block[off_b : off_b + hi_b - lo_b, off_a : off_a + hi_a - lo_a]
+                fb = min(hi_b, m) - lo_b
+                Fb = X[:, lo_b : lo_b + fb]
                 if a == b and np.all(v >= 0):
-                    Y = self._columns(X, lo_a, hi_a, np.sqrt(v))
-                    accumulate_gram(part, Y, Y, same=True, in_place=True)
-                else:
-                    weighted = self._columns(X, lo_b, hi_b, v)
-                    accumulate_gram(
-                        part, weighted, self._columns(X, lo_a, hi_a), in_place=True
-                    )
+                    root = np.sqrt(v).astype(X.dtype, copy=False)
+                    width = hi_a - lo_a
+                    ride = sums is not None and not done[a] and width == self.width
+                    columns = width + (R.shape[1] if ride else 0)
+                    Y = buffer[: k * columns].reshape(k, columns)
+                    np.multiply(Fa, root[:, None], out=Y[:, :fa])
+                    if hi_a > m:
+                        np.multiply(root, s, out=Y[:, fa])
+                    if ride:
+                        low = root < _ROOT_FLOOR
+                        safe = np.where(low, 1, root)[:, None]
+                        np.divide(R[:, :, a], safe, out=Y[:, width:])
+                        Y[low, width:] = 0
+                    P = Y.T @ Y  # numpy's SYRK: Y is Y
+                    part += P[:width, :width]
+                    if ride:
+                        sums[:, a, :] += P[width:, :width]
+                        done[a] = True
+                        if low.any():
+                            mask = np.zeros(self.n_outputs, dtype=bool)
+                            mask[a] = True
+                            self._add_class_sums_from(sums, X[low], R[low], mask)
+                    continue
+                v = v.astype(X.dtype, copy=False)
+                weighted = np.multiply(
+                    Fb, v[:, None], out=buffer[: k * fb].reshape(k, fb)
+                )
+                part[:fb, :fa] += weighted.T @ Fa
+                if hi_b > m:
+                    part[fb, :fa] += s * (v @ Fa)
+                if hi_a > m:
+                    part[:fb, fa] += s * weighted.sum(axis=0, dtype=np.float64)
+                if hi_a > m and hi_b > m:
+                    part[fb, fa] += s * s * float(v.sum(dtype=np.float64))
 
     def _add_block_sparse(self, block, segs, columns, p, r, w, kind):
         """:meth:`_add_block` for a sparse chunk: one sparse product per pair of
@@ -561,24 +738,6 @@ class LogisticMaths(ModelMaths):
                     part[:nb, na] += s * (Fb.T @ v)
                 if hi_a > m and hi_b > m:
                     part[nb, na] += s * s * v.sum()
-
-    def _columns(self, X, lo, hi, row_scale=None):
-        """Columns ``lo:hi`` of ``x̃ = [x, s]`` for a dense chunk, each row times
-        ``row_scale``: one new chunk-sized array."""
-        m, s = self.n_features, self.intercept_scaling
-        features = X[:, lo : min(hi, m)]
-        n = X.shape[0]
-        out = np.empty((n, hi - lo), dtype=X.dtype)
-        f = features.shape[1]
-        if row_scale is None:
-            out[:, :f] = features
-            if hi > m:
-                out[:, f] = s
-        else:
-            np.multiply(features, row_scale[:, None], out=out[:, :f])
-            if hi > m:
-                out[:, f] = s * row_scale
-        return out
 
     # -- the array API path (PyTorch, CuPy, array-api-strict: dense input) ---------
     # The same quantities as above, written with the array API standard only, so

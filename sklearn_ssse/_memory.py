@@ -206,9 +206,15 @@ def estimate_block_diagonal(
     working = 2 * int(min(cap, n_samples * per_row))
     sums = n_classes * n_params * itemsize  # the gradient sums of a pass
     # Building: the blocks (one partial set per parallel group, summed into a
-    # total), inverted in place.
+    # total), inverted in place. A one-group build of float32 data sums its
+    # blocks in float64 (counted whatever the groups: parallel groups sum in the
+    # state's dtype); each chunk's product is a temporary of the largest block,
+    # and a chunk may be raised to as many bytes (_logistic_maths.gram_chunk_rows).
     accumulators = 1 if n_groups <= 1 else n_groups + 1
-    fit_peak = accumulators * blocks + vectors + sums + working
+    widening = blocks * (8 // itemsize - 1)
+    fit_peak = (
+        accumulators * blocks + widening + 2 * largest + vectors + sums + working
+    )
     # A request holds the old and the new blocks, plus two temporaries of the
     # largest block (Woodbury's correction and sum; a dense re-solve's system and
     # solution). A request of higher rank than a block's size takes the dense

@@ -619,7 +619,7 @@ class ErasableMixin(PartialForgetRequestMixin):
                 estimator=self,
             )
         excess = []  # the flat-direction terms added to M, for the certificate
-        class_sums = None
+        class_sums = fit_gram = None
         fused = hasattr(maths, "curvature_blocks_and_gradient_sums")
         if structure != "blocks":  # options resolved before the solver ran
             coupling = None
@@ -653,8 +653,12 @@ class ErasableMixin(PartialForgetRequestMixin):
                 if len(curvature.pairs) == maths.n_outputs:  # classes uncoupled
                     structure = "cg-class"
         elif index is None and self.fisher_batch_size == 1 and fused:
-            # One pass over the rows for the blocks and the gradient sums.
-            blocks, class_sums = maths.curvature_blocks_and_gradient_sums(
+            # One pass over the rows for the blocks, the gradient sums and (for
+            # the certificate of a one-block curvature) the Gram.
+            extra = {}
+            if self._certificate_supported() and len(bounds) == 1:
+                extra["gram_weights"] = C * np.asarray(weights, dtype=np.float64)
+            built = maths.curvature_blocks_and_gradient_sums(
                 X,
                 y,
                 weights,
@@ -665,7 +669,10 @@ class ErasableMixin(PartialForgetRequestMixin):
                 bounds,
                 n_classes,
                 verbose=getattr(self, "verbose", 0),
+                **extra,
             )
+            blocks, class_sums = built[:2]
+            fit_gram = built[2] if len(built) > 2 else None
         else:
             blocks = maths.curvature_blocks(
                 X,
@@ -762,6 +769,7 @@ class ErasableMixin(PartialForgetRequestMixin):
                     row_norm=row_norm_bound,
                     exact_hessian=exact,
                     dense=dense,
+                    gram=fit_gram if dense else None,
                 )
             except (np.linalg.LinAlgError, ValueError, FloatingPointError):
                 # The certificate must never stop a fit: requests are then

@@ -296,6 +296,7 @@ def fit_certificate_state(
     row_norm,
     exact_hessian,
     dense,
+    gram=None,
 ):
     """The certificate's state at ``fit``.
 
@@ -319,10 +320,15 @@ def fit_certificate_state(
         Whether the stored curvature is the one-block Hessian.
     dense : bool
         Whether to keep the whole Gram (one-block curvatures) or its diagonal.
+    gram : ndarray of shape (width, width) or None
+        ``Σ_i C w_i x̃_i x̃_iᵀ`` when the curvature's pass over the rows made it
+        already (``dense`` only); computed here otherwise.
     """
     weights = C * np.asarray(weights, dtype=np.float64)
     if dense:
-        gram = weighted_gram(maths, X, weights, dense=True)
+        if gram is None:
+            gram = weighted_gram(maths, X, weights, dense=True)
+        gram = np.asarray(gram, dtype=np.float64)
         diagonal = np.diag(gram).copy()
         norm = top_eigenvalue_bound(gram)
         gershgorin = None
