@@ -121,7 +121,10 @@ def resolve_erasure_options(estimator, X=None):
 def _l1_share(estimator):
     resolve = getattr(estimator, "_penalty_and_l1_ratio", None)
     if resolve is not None:
-        return float(resolve()[1])
+        try:
+            return float(resolve()[1])
+        except (TypeError, ValueError):  # invalid: scikit-learn's fit says why
+            return 0.0
     ratios = getattr(estimator, "l1_ratios", None)  # the CV estimator's grid
     if ratios is None or isinstance(ratios, str):
         return 0.0

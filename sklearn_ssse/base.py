@@ -1020,7 +1020,28 @@ class ErasableMixin(PartialForgetRequestMixin):
             with claim:
                 attributes = work._compute_forget(request)
                 self._publish(attributes)
+            # 4. The opt-in policy past the budget: reconcile with the rows it gives.
+            policy = getattr(work, "on_budget", None)
+            if callable(policy):
+                if attributes["erasure_state_"].records[-1].within_budget is False:
+                    self._reconcile_by_policy(policy)
         return self
+
+    def _reconcile_by_policy(self, policy):
+        """``reconcile`` with the remaining rows ``policy()`` gives (the request
+        itself stays applied if that fails: warned, with the reason)."""
+        from .reconcile import reconcile
+
+        try:
+            rows = policy()
+            reconcile(self, *rows)
+        except Exception as exc:  # the request is applied either way
+            warnings.warn(
+                "Refit recommended: the request was applied, but reconciling with "
+                f"the rows on_budget gave failed ({type(exc).__name__}: {exc})",
+                RefitRecommendedWarning,
+                stacklevel=3,
+            )
 
     def compact_erasure_state(self):
         """Fold the low-rank factors of recent requests into the stored inverse.
@@ -1334,9 +1355,10 @@ class ErasableMixin(PartialForgetRequestMixin):
             if np.any(repeats > allowed):
                 row = int(candidates[first[np.argmax(repeats > allowed)]])
                 raise InvalidRequestError(
-                    f"the request holds the same row {repeats.max()} times (row "
-                    f"{row}), but no row appeared more than {allowed} time(s) in "
-                    "the training set: each training row can be forgotten once. "
+                    f"the request holds the same row more than once ({repeats.max()} "
+                    f"times, row {row}), but no row appeared more than {allowed} "
+                    "time(s) in the training set: each training row can be "
+                    "forgotten once. "
                     "Pass an ErasureLedger to check every row's multiplicity "
                     "exactly"
                 )
@@ -1769,6 +1791,8 @@ class ErasableMixin(PartialForgetRequestMixin):
 
     def _signal_refit(self, what):
         message = f"Refit recommended: {what}."
+        if callable(getattr(self, "on_budget", "warn")):
+            return  # the policy: reconciled once the request is published
         if getattr(self, "on_budget", "warn") == "raise":
             raise RefitRecommendedError(
                 message + " The request was not applied; the model is unchanged."

@@ -16,6 +16,7 @@ from filelock import FileLock
 
 from ._state import utc_now
 from .ledger import row_fingerprints
+from .persistence import fsync_directory
 
 __all__ = ["Journal", "JournalCorruptError"]
 
@@ -24,19 +25,6 @@ JOURNAL_VERSION = 1
 
 class JournalCorruptError(ValueError):
     """A line of the journal before its last one is not a journal entry."""
-
-
-def _fsync_directory(directory):
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def _end_of_last_line(fd, size):
@@ -184,7 +172,7 @@ class Journal:
             finally:
                 os.close(fd)
             if created:
-                _fsync_directory(os.path.dirname(os.path.abspath(self.path)))
+                fsync_directory(os.path.dirname(os.path.abspath(self.path)))
 
     # -- reading -----------------------------------------------------------------
     def entries(self):

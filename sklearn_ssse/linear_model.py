@@ -162,12 +162,16 @@ random_state, solver, max_iter, warm_start, n_jobs
         more block of values; ``"cg-rows"`` computes it from its rows);
         ``class_weight="balanced"`` models get no certificate.
 
-    on_budget : {"warn", "raise"}, default="warn"
+    on_budget : {"warn", "raise"} or callable, default="warn"
         What happens past the budget: a
         :class:`~sklearn_ssse.exceptions.RefitRecommendedWarning` (the request
         is applied), or a :class:`~sklearn_ssse.exceptions.RefitRecommendedError`
         (the request is not applied and the model is unchanged: refit without
-        the rows). May be changed after ``fit``.
+        the rows). A callable (opt-in policy) returns the remaining training
+        rows, ``(X, y)`` or ``(X, y, sample_weight)`` (arrays, memory-mapped
+        arrays or chunks, as :func:`~sklearn_ssse.reconcile.reconcile` takes
+        them): the request is applied and the model is then reconciled with
+        them, which its records say. May be changed after ``fit``.
     curvature_structure : {"auto", "blocks", "cg", "cg-class", "cg-rows"}, \
             default="auto"
         How ``M`` is stored (docs/curvature.md). ``"blocks"``: the dense inverse
@@ -358,7 +362,7 @@ random_state, solver, max_iter, warm_start, n_jobs
             None,
         ],
         "certificate_budget": [Interval(Real, 0, None, closed="left"), None],
-        "on_budget": [StrOptions({"warn", "raise"})],
+        "on_budget": [StrOptions({"warn", "raise"}), callable],
         "curvature_structure": [StrOptions(set(STRUCTURES))],
         "removal_noise": [Interval(Real, 0, None, closed="neither"), None],
         "removal_epsilon": [Interval(Real, 0, None, closed="neither")],

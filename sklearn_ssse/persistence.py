@@ -162,7 +162,7 @@ def _record_of(states, request_id):
 
 
 # -- files ---------------------------------------------------------------------------
-def _fsync_directory(directory):
+def fsync_directory(directory):
     """Make a rename in ``directory`` durable (a no-op where folders cannot be
     opened, as on Windows)."""
     try:
@@ -218,7 +218,7 @@ def _write_atomic(path, header, obj):
         with contextlib.suppress(OSError):
             os.unlink(temporary)
         raise
-    _fsync_directory(directory)
+    fsync_directory(directory)
 
 
 def _remove_temporaries(path):

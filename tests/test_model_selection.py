@@ -96,8 +96,10 @@ def test_forget_step_forgets_from_a_copy(multiclass):
 def test_forget_step_none_keeps_the_models_values_and_sample_weight(multiclass):
     X, y, S = multiclass["X"], multiclass["y"], multiclass["S"]
     model = clone(multiclass["models"]["hessian"]).set_params(forget_scale=0.7)
-    model.fit(X, y)
     weights = np.linspace(0.5, 1.5, S.sum())
+    trained = np.ones(len(y))
+    trained[S] = weights  # the rows' weights in fit (heavier ones are refused)
+    model.fit(X, y, sample_weight=trained)
     step = ForgetStep(model).fit(X[S], y[S], sample_weight=weights)
     expected = copy.deepcopy(model).partial_forget(X[S], y[S], sample_weight=weights)
     assert step.estimator_.forget_scale == 0.7

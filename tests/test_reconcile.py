@@ -423,3 +423,32 @@ def test_balanced_class_weight(wine, rebuild):
     # the fit's class weights): close to the refit's step, not equal to it.
     rtol = 1e-4 if rebuild else 1e-2
     assert_allclose(_theta(model), _theta(refit), rtol=rtol, atol=1e-5)
+
+
+def test_policy_reconciles_past_the_budget_and_records_it():
+    """Issue 25 part 4: ``on_budget`` as a callable yielding the remaining rows."""
+    from sklearn.base import clone
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.preprocessing import scale
+
+    from sklearn_ssse import ErasableLogisticRegression
+
+    X, y = load_breast_cancer(return_X_y=True)
+    X = scale(X)
+    calls = []
+
+    def remaining():
+        calls.append(1)
+        return X[20:], y[20:]
+
+    model = ErasableLogisticRegression(
+        certificate_budget=0.0, on_budget=remaining, tol=1e-10, max_iter=5000
+    ).fit(X, y)
+    model.partial_forget(X[:20], y[:20], request_id="T-1")
+    records = model.request_records_
+    assert calls == [1] and len(records) == 2
+    assert records[0].request_id == "T-1" and records[0].within_budget is False
+    assert records[1].n_rows == 0 and records[1].certificate["reconciled"]
+    refit = clone(model).set_params(on_budget="warn").fit(X[20:], y[20:])
+    distance = np.linalg.norm(model.coef_ - refit.coef_)
+    assert distance <= 1e-3 * np.linalg.norm(refit.coef_)
