@@ -1565,8 +1565,14 @@ class ErasableMixin(PartialForgetRequestMixin):
         data_diagonal = None
         if not estimated:
             data_diagonal = state.data_diagonal - removed_diagonal
-            eps = (np if xp is None else xp).finfo(X.dtype).eps
-            tolerance = float(np.sqrt(eps)) * (state.data_diagonal + removed_diagonal)
+            finfo = (np if xp is None else xp).finfo(X.dtype)
+            # Relative to each coordinate's own curvature, and never below what
+            # the stored dtype can hold: a feature of 1e-25 in float32 has
+            # squares that flush to zero in the stored sums.
+            floor = float(finfo.smallest_normal) * float(state.class_counts.sum())
+            tolerance = float(np.sqrt(finfo.eps)) * (
+                state.data_diagonal + removed_diagonal
+            ) + floor
             if bool((np if xp is None else xp).any(data_diagonal < -tolerance)):
                 raise ErasureNumericalError(
                     "removing these rows would take more curvature out of the model "

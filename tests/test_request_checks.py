@@ -25,17 +25,18 @@ from sklearn_ssse import (
 from sklearn_ssse.exceptions import UnscaledInputWarning
 
 
-def _tiny_feature_data(n=200, seed=0):
+def _tiny_feature_data(n=200, seed=0, scale=1e-5):
     rng = np.random.default_rng(seed)
     X = rng.normal(size=(n, 5)).astype(np.float32)
-    X[:, 0] *= 1e-5
+    X[:, 0] *= scale
     y = (X[:, 1] + rng.normal(size=n) > 0).astype(int)
     return X, y
 
 
+@pytest.mark.parametrize("scale", [1e-5, 1e-25])
 @pytest.mark.parametrize("structure", ["blocks", "cg", "cg-class", "cg-rows"])
-def test_float32_rows_with_a_tiny_feature_are_accepted(structure):
-    X, y = _tiny_feature_data()
+def test_float32_rows_with_a_tiny_feature_are_accepted(structure, scale):
+    X, y = _tiny_feature_data(scale=scale)
     model = ErasableLogisticRegression(curvature_structure=structure).fit(X, y)
     for i in range(5):
         model.partial_forget(X[i : i + 1], y[i : i + 1])
