@@ -56,41 +56,41 @@ class CorruptModelFileError(ValueError):
     """The file is not a complete sklearn-ssse model file (or was damaged)."""
 
 
-def _set_erasure_key(model, key):
-    """``set_erasure_key(key)`` on the erasable estimator(s) inside ``model``."""
-    if hasattr(model, "set_erasure_key"):
-        model.set_erasure_key(key)
-    elif hasattr(model, "steps"):  # Pipeline
-        _set_erasure_key(model.steps[-1][1], key)
-    elif hasattr(model, "best_estimator_"):  # a search
-        _set_erasure_key(model.best_estimator_, key)
-    elif getattr(model, "final_estimator_", None) is not None:  # the CV model
-        _set_erasure_key(model.final_estimator_, key)
-
-
 # -- lineage -------------------------------------------------------------------------
-def _erasure_states(model):
-    """The erasure states a model's lineage is made of, as a tuple.
+def _erasable_parts(model):
+    """The erasable estimators a model's lineage is made of, as a list.
 
     One for an erasable estimator, one per output for a multi-output wrapper (its
-    first output's records stand for the request ids); a pipeline or a search
-    gives its final estimator's. Raises ``TypeError`` for anything else.
+    first output's records stand for the request ids); a pipeline, a search or a
+    CV model gives its final estimator's. Raises ``TypeError`` for anything else.
     """
-    state = getattr(model, "__dict__", {}).get("erasure_state_")
-    if state is not None:
-        return (state,)
+    if getattr(model, "__dict__", {}).get("erasure_state_") is not None:
+        return [model]
     if hasattr(model, "steps"):  # Pipeline
-        return _erasure_states(model.steps[-1][1])
+        return _erasable_parts(model.steps[-1][1])
     if hasattr(model, "best_estimator_"):  # a search
-        return _erasure_states(model.best_estimator_)
+        return _erasable_parts(model.best_estimator_)
+    if getattr(model, "final_estimator_", None) is not None:  # the CV model
+        return _erasable_parts(model.final_estimator_)
     estimators = getattr(model, "estimators_", None)
-    if estimators:
-        states = [vars(e).get("erasure_state_") for e in estimators]
-        if all(s is not None for s in states):
-            return tuple(states)
+    if estimators and all(
+        vars(e).get("erasure_state_") is not None for e in estimators
+    ):
+        return list(estimators)
     raise TypeError(
         f"{type(model).__name__} is not a fitted erasable model (no erasure_state_)"
     )
+
+
+def _erasure_states(model):
+    """The erasure states of :func:`_erasable_parts`, as a tuple."""
+    return tuple(vars(part)["erasure_state_"] for part in _erasable_parts(model))
+
+
+def _set_erasure_key(model, key):
+    """``set_erasure_key(key)`` on every erasable estimator inside ``model``."""
+    for part in _erasable_parts(model):
+        part.set_erasure_key(key)
 
 
 def _fit_digest(states):
