@@ -410,8 +410,9 @@ class ErasureState:
         """A new state with some fields changed; ``self`` is left as it is.
 
         The new state keeps ``state_id`` unless it is among the changes: a
-        change of representation (``compact_erasure_state``) is the same state.
-        :meth:`successor` gives the state a request publishes.
+        change of representation (``compact_erasure_state``) is the same state;
+        a request gives its new state a new ``state_id`` and this one's as
+        ``parent_id``.
         """
         return dataclasses.replace(self, **changes)
 
@@ -461,9 +462,3 @@ class ErasureState:
             self, point=self.coefficients.copy(), sealed_point=None
         )
 
-    def successor(self, **changes):
-        """:meth:`replace` as a request publishes it: a new ``state_id``, whose
-        parent is this state's."""
-        return dataclasses.replace(
-            self, state_id=new_state_id(), parent_id=self.state_id, **changes
-        )
