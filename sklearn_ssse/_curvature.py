@@ -6,7 +6,13 @@ representation is a small immutable class implementing :class:`CurvatureInverse`
 skglm keeps datafits and penalties interchangeable. :class:`BlockDiagonalInverse`
 holds one dense block per contiguous range of parameter coordinates. Representations
 are model-agnostic: a model family supplies block matrices (at fit) and low-rank
-factors or Gram blocks of the rows to forget (at deletion).
+factors or Gram blocks of the rows to forget (at deletion). Each declares what it
+can do in class attributes (:attr:`CurvatureInverse.exact`, ``downdate_by``,
+``keeps_rows``, ...) that the engine reads instead of testing types; the structures
+are listed in :mod:`sklearn_ssse.curvature_registry` (docs/curvature.md).
+
+This module imports none of the modules that extend it: the lazy representation
+(``_curvature_lowrank``) registers itself with :func:`register_lazy_representation`.
 """
 
 from abc import ABC, abstractmethod
@@ -23,7 +29,25 @@ from ._linalg import (
     woodbury_downdate_apply,
 )
 
-__all__ = ["BlockDiagonalInverse", "CurvatureInverse", "block_bounds"]
+__all__ = [
+    "BlockDiagonalInverse",
+    "CurvatureInverse",
+    "LAZY_MIN_BLOCK",
+    "block_bounds",
+    "max_rank",
+    "register_lazy_representation",
+]
+
+# Blocks smaller than this are downdated eagerly: their copy costs less than the
+# bookkeeping of the factors (``_curvature_lowrank``).
+LAZY_MIN_BLOCK = 64
+
+
+def max_rank(size, fraction):
+    """The largest accumulated rank a block of ``size`` keeps before compacting."""
+    if size < LAZY_MIN_BLOCK:
+        return 0
+    return max(1, int(size * fraction))
 
 
 def block_bounds(n_params, block_size, group_bounds):
@@ -64,7 +88,53 @@ class CurvatureInverse(ABC):
     Objects are immutable: :meth:`downdated` returns a new object and leaves
     ``self`` unchanged, so a published state can be read while a request builds
     the next one.
+
+    Capabilities (class attributes, overridden by each representation; the
+    engine asks them instead of testing the type):
+
+    - ``structure``: the public ``curvature_structure`` name it implements
+      (``"blocks"``, ``"cg"``, ``"cg-class"``, ``"cg-rows"``), ``None`` here.
+    - ``exact``: whether it stores ``M`` itself (``False``: an approximation,
+      such as several diagonal blocks of ``M`` or the class blocks alone).
+    - ``downdate_by``: what :meth:`downdated` takes out of ``M``, ``"factors"``
+      (low-rank factors or Gram blocks) or ``"rows"`` (the rows and their
+      per-row weights, ``rows=(X̃_S, V_S)``).
+    - ``keeps_rows``: whether the remaining training rows are stored (then the
+      model contains them).
+    - ``supports_l1``: whether it can be restricted to the movable coordinates
+      of an L1 active set.
+    - ``supports_estimates``: whether it can hold an estimated curvature (a
+      mini-batch Fisher, downdated by projection).
+    - ``curvatures``: the curvature kinds it stores (``"hessian"``, ``"fisher"``).
+    - ``array_api``: whether it can live on an array API namespace's device.
+    - ``lazy``: whether it may hold pending work that :meth:`folded` removes
+      (factors of forgotten rows not yet folded in, a preconditioner that still
+      sums forgotten rows).
     """
+
+    structure = None
+    exact = False
+    downdate_by = "factors"
+    keeps_rows = False
+    supports_l1 = False
+    supports_estimates = False
+    curvatures = frozenset({"hessian", "fisher"})
+    array_api = False
+    lazy = False
+
+    @property
+    def downdates_rows(self):
+        """Whether :meth:`downdated` takes rows (``downdate_by == "rows"``)."""
+        return self.downdate_by == "rows"
+
+    def folded(self):
+        """The same ``M⁻¹`` without pending work (``self`` when there is none).
+
+        What pickles, copies and ``compact_erasure_state`` hold: nothing that
+        still sums rows forgotten since the fit (pending low-rank factors, a
+        stale preconditioner).
+        """
+        return self
 
     @property
     @abstractmethod
@@ -161,6 +231,11 @@ class BlockDiagonalInverse(CurvatureInverse):
         Memory held by the stored blocks.
     """
 
+    structure = "blocks"
+    supports_l1 = True
+    supports_estimates = True
+    array_api = True
+
     # Woodbury is cheaper than a dense re-solve while the rank stays below this
     # fraction of the block size (flop counts d²r + r³ against d³).
     woodbury_max_rank_fraction = 1.0
@@ -171,6 +246,9 @@ class BlockDiagonalInverse(CurvatureInverse):
     # the block, the eager write at least half more (docs/latency.md).
     lazy_downdates = True
     max_rank_fraction = 0.125
+    # The class of that lazy representation, set by its module on import
+    # (:func:`register_lazy_representation`): this module never imports it.
+    lazy_representation = None
 
     def __init__(self, bounds, inverses):
         self._bounds = [tuple(map(int, b)) for b in bounds]
@@ -179,6 +257,11 @@ class BlockDiagonalInverse(CurvatureInverse):
     @property
     def bounds(self):
         return self._bounds
+
+    @property
+    def exact(self):
+        """Whether ``M`` is stored whole: one block (``block_size=None``)."""
+        return len(self.bounds) <= 1
 
     @classmethod
     def estimate_nbytes(cls, n_params, dtype, *, bounds=None):
@@ -191,8 +274,6 @@ class BlockDiagonalInverse(CurvatureInverse):
     @classmethod
     def estimate_factor_nbytes(cls, bounds, dtype):
         """Bytes the accumulated low-rank factors can reach before compaction."""
-        from ._curvature_lowrank import max_rank
-
         itemsize = np.dtype(dtype).itemsize
         return int(
             sum(
@@ -205,15 +286,12 @@ class BlockDiagonalInverse(CurvatureInverse):
 
     def _lazy(self):
         """This inverse as a :class:`LowRankUpdatedInverse` of rank 0, or None."""
-        if not self.lazy_downdates or self.is_diagonal:
+        lazy = self.lazy_representation
+        if lazy is None or not self.lazy_downdates or self.is_diagonal:
             return None
         if _array_api.namespace(self.inverses[0])[0] is not None:
             return None  # other namespaces: the eager downdate, on their device
-        from ._curvature_lowrank import LowRankUpdatedInverse
-
-        return LowRankUpdatedInverse(
-            self.bounds, self.inverses, [None] * len(self.bounds)
-        )
+        return lazy(self.bounds, self.inverses, [None] * len(self.bounds))
 
     @classmethod
     def from_blocks(cls, bounds, matrices):
@@ -372,3 +450,16 @@ class BlockDiagonalInverse(CurvatureInverse):
         for (start, stop), inverse in zip(self.bounds, self.inverses):
             out[start:stop, start:stop] = inverse
         return out
+
+
+def register_lazy_representation(cls):
+    """Make ``cls`` the representation that factor downdates of a
+    :class:`BlockDiagonalInverse` publish (``cls(bounds, bases, factors)``,
+    ``factors`` one ``None`` per block). Returns ``cls``.
+
+    Called by ``_curvature_lowrank`` when it is imported (the package imports it
+    with :mod:`sklearn_ssse.curvature_registry`), so that this module, which that
+    one extends, never imports it.
+    """
+    BlockDiagonalInverse.lazy_representation = cls
+    return cls

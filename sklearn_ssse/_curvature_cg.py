@@ -267,8 +267,9 @@ class ConjugateGradientCurvature(CurvatureInverse):
         :meth:`gram_quadratics`.
     """
 
-    # Accepts ``downdated(rows=(X̃_S, V_S))``: the engine passes rows, not factors.
-    downdates_rows = True
+    # Accepts ``downdated(rows=(X̃_S, V_S))``: the engine passes rows, not factors
+    # (``downdates_rows`` is True).
+    downdate_by = "rows"
 
     def __init__(
         self,
@@ -301,6 +302,23 @@ class ConjugateGradientCurvature(CurvatureInverse):
             has = (starts < indptr[1:]) & (first == np.arange(self.width))
             self._diagonal_at = np.where(has, starts, -1)
         self._preconditioner = self._make_preconditioner()
+
+    # -- capabilities ------------------------------------------------------------------
+    @property
+    def couples_outputs(self):
+        """Whether the blocks between different outputs are kept (``"cg"``)."""
+        return self.n_outputs == 1 or any(a != b for a, b in self.pairs)
+
+    @property
+    def structure(self):
+        """``"cg"``, or ``"cg-class"`` when the blocks between classes were dropped
+        (a binary model's one block is both: ``"cg"``)."""
+        return "cg" if self.couples_outputs else "cg-class"
+
+    @property
+    def exact(self):
+        """Whether ``M`` is stored whole (``False`` for ``"cg-class"``)."""
+        return self.couples_outputs
 
     # -- construction ------------------------------------------------------------------
     @classmethod
@@ -913,6 +931,10 @@ class RowCurvature(ConjugateGradientCurvature):
     the rows it holds.
     """
 
+    structure = "cg-rows"
+    keeps_rows = True
+    lazy = True  # a preconditioner that may still sum forgotten rows
+
     def __init__(
         self,
         n_outputs,
@@ -1091,6 +1113,10 @@ class RowCurvature(ConjugateGradientCurvature):
         clone = copy.copy(self)
         clone._rebuild_preconditioner()
         return clone
+
+    def folded(self):
+        """:meth:`compacted`: no preconditioner that sums forgotten rows."""
+        return self.compacted()
 
     def _rebuild_preconditioner(self):
         """The preconditioner from the rows held now (after requests, the one

@@ -39,7 +39,12 @@ import threading
 
 import numpy as np
 
-from ._curvature import BlockDiagonalInverse
+from ._curvature import (
+    LAZY_MIN_BLOCK,  # noqa: F401  (defined there, still importable from here)
+    BlockDiagonalInverse,
+    max_rank,
+    register_lazy_representation,
+)
 from ._linalg import (
     _multiply,
     symmetric_rank_update,
@@ -48,10 +53,6 @@ from ._linalg import (
 )
 
 __all__ = ["LowRankUpdatedInverse", "lazy_downdate_and_apply"]
-
-# Blocks smaller than this are downdated eagerly: their copy costs less than the
-# bookkeeping of the factors.
-LAZY_MIN_BLOCK = 64
 
 
 class _FactorBuffer:
@@ -82,13 +83,6 @@ class _FactorBuffer:
         new.array[:, rank : rank + k] = columns
         new.used = rank + k
         return new, rank + k
-
-
-def max_rank(size, fraction):
-    """The largest accumulated rank a block of ``size`` keeps before compacting."""
-    if size < LAZY_MIN_BLOCK:
-        return 0
-    return max(1, int(size * fraction))
 
 
 def lazy_downdate_and_apply(base, factor, U, vector, fraction, span=None):
@@ -155,6 +149,7 @@ def lazy_downdate_and_apply(base, factor, U, vector, fraction, span=None):
     return base, factor[0].extended(rank, W), old_applied, new_applied
 
 
+@register_lazy_representation
 class LowRankUpdatedInverse(BlockDiagonalInverse):
     """Block-diagonal ``M⁻¹`` held as shared dense bases plus low-rank factors.
 
@@ -174,6 +169,8 @@ class LowRankUpdatedInverse(BlockDiagonalInverse):
     """
 
     # Compaction threshold (BlockDiagonalInverse.max_rank_fraction, shared).
+    lazy = True  # pending factors, folded by :meth:`folded`
+    array_api = False
 
     def __init__(self, bounds, bases, factors):
         self._bounds = [tuple(map(int, b)) for b in bounds]
@@ -235,6 +232,10 @@ class LowRankUpdatedInverse(BlockDiagonalInverse):
     def compacted(self):
         """The same inverse as a plain ``BlockDiagonalInverse`` (dense blocks)."""
         return BlockDiagonalInverse(self.bounds, self.inverses)
+
+    def folded(self):
+        """:meth:`compacted` when factors are pending, else ``self``."""
+        return self.compacted() if any(self.rank) else self
 
     def to_dense(self):
         return self.compacted().to_dense()

@@ -31,8 +31,6 @@ from sklearn import get_config
 from sklearn.utils._param_validation import validate_parameter_constraints
 
 from ._compat import _check_sample_weight
-from ._curvature import BlockDiagonalInverse
-from ._curvature_lowrank import LowRankUpdatedInverse
 from ._linalg import SPAN_MAX_ROWS
 from ._logistic_maths import stacked_binary_terms
 from ._stacked import InverseStack, StackedBlockInverse
@@ -58,24 +56,29 @@ __all__ = ["batched_forget", "fold_outputs", "stack_outputs"]
 
 
 def _one_dense_block(state):
-    """Whether ``state`` holds one dense NumPy block (plain or a stack's slice)."""
+    """Whether ``state`` holds one dense NumPy block (plain, lazy or a stack's
+    slice), asking the curvature's declared capabilities."""
     curvature = state.curvature
-    if type(curvature) is StackedBlockInverse:
-        return isinstance(curvature.stack.base, np.ndarray)
-    if type(curvature) is LowRankUpdatedInverse:  # after a per-output request
-        return (
-            len(curvature.bounds) == 1
-            and type(curvature.bases[0]) is np.ndarray
-            and curvature.bounds[0][1] > 1
-        )
-    return (
-        type(curvature) is BlockDiagonalInverse
-        and len(curvature.bounds) == 1
-        and len(curvature.inverses) == 1
-        and type(curvature.inverses[0]) is np.ndarray
-        and curvature.inverses[0].ndim == 2
-        and curvature.bounds[0][1] > 1
-    )
+    if (
+        getattr(curvature, "structure", None) != "blocks"
+        or len(curvature.bounds) != 1
+        or curvature.bounds[0][1] <= 1
+    ):
+        return False
+    stack = _stack_of(curvature)
+    if stack is not None:
+        return isinstance(stack.base, np.ndarray)
+    # The stored array itself, without materialising a lazy block's inverse.
+    stored = getattr(curvature, "bases", None)
+    if stored is None:
+        stored = curvature.inverses
+    return len(stored) == 1 and type(stored[0]) is np.ndarray and stored[0].ndim == 2
+
+
+def _stack_of(curvature):
+    """The :class:`InverseStack` ``curvature`` is a slice of, or ``None``."""
+    stack = getattr(curvature, "stack", None)
+    return stack if isinstance(stack, InverseStack) else None
 
 
 def _stackable(estimators):
@@ -108,13 +111,12 @@ def _stackable(estimators):
 
 def _existing_stack(states):
     """The stack the outputs' curvatures are the slices of, in order, or ``None``."""
-    first = states[0].curvature
-    if type(first) is not StackedBlockInverse or first.stack.n_outputs != len(states):
+    stack = _stack_of(states[0].curvature)
+    if stack is None or stack.n_outputs != len(states):
         return None
-    stack = first.stack
     for o, state in enumerate(states):
         c = state.curvature
-        if type(c) is not StackedBlockInverse or c.stack is not stack or c.index != o:
+        if _stack_of(c) is not stack or c.index != o:
             return None
     return stack
 
@@ -175,9 +177,8 @@ def fold_outputs(estimators):
         getattr(est.__dict__.get("erasure_state_"), "curvature", None)
         for est in estimators
     ]
-    stacks = {
-        id(inv.stack): inv.stack for inv in inverses if type(inv) is StackedBlockInverse
-    }
+    stacks = {id(_stack_of(inv)): _stack_of(inv) for inv in inverses}
+    stacks.pop(id(None), None)
     # The outputs' certificates share one Gram and its pending rows: fold them
     # once for all (each state would otherwise fold, and pickle, its own copy).
     folded_certs = {}
@@ -200,7 +201,7 @@ def fold_outputs(estimators):
             continue
         folded = stack.folded()
         for est, inv in zip(estimators, inverses):
-            if type(inv) is StackedBlockInverse and inv.stack is stack:
+            if _stack_of(inv) is stack:
                 state = est.__dict__["erasure_state_"]
                 est.__dict__["erasure_state_"] = state.replace(
                     curvature=StackedBlockInverse(folded, inv.index)

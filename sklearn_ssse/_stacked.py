@@ -24,7 +24,7 @@ slice of the shared stack: used alone (a request on ``estimators_[o]``, a predic
 
 import numpy as np
 
-from ._curvature import BlockDiagonalInverse
+from ._curvature import BlockDiagonalInverse, max_rank
 from ._linalg import woodbury_step
 
 __all__ = ["FOLD_RANK", "InverseStack", "StackedBlockInverse", "fold_rank"]
@@ -44,8 +44,6 @@ def fold_rank(size):
         return FOLD_RANK
     if not BlockDiagonalInverse.lazy_downdates:
         return 0
-    from ._curvature_lowrank import max_rank
-
     return max_rank(size, BlockDiagonalInverse.max_rank_fraction)
 
 
@@ -184,6 +182,9 @@ class StackedBlockInverse(BlockDiagonalInverse):
         This output's place in it.
     """
 
+    lazy = True  # the shared stack's pending factors, folded by :meth:`folded`
+    array_api = False
+
     def __init__(self, stack, index):
         self.stack = stack
         self.index = int(index)
@@ -211,6 +212,11 @@ class StackedBlockInverse(BlockDiagonalInverse):
 
     def _plain(self):
         return BlockDiagonalInverse(self.bounds, self.inverses)
+
+    def folded(self):
+        """This output's inverse as a plain one-block inverse when the stack has
+        pending factors (``self`` otherwise)."""
+        return self._plain() if self.stack.rank else self
 
     def downdated(self, factors=None, grams=None, prior=None):
         return self._plain().downdated(factors=factors, grams=grams, prior=prior)

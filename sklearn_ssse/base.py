@@ -41,10 +41,11 @@ from sklearn.utils._metadata_requests import _routing_enabled
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import _array_api
+from . import curvature_registry as _structures  # noqa: F401  (registers them all)
 from ._active_set import ActiveSetMaths
 from ._compat import _check_sample_weight
 from ._curvature import BlockDiagonalInverse, block_bounds
-from ._curvature_cg import RowCurvature, rows_product
+from ._curvature_cg import rows_product
 from ._curvature_structures import (
     build_cg_curvature,
     COSTLY_REQUEST_RATIO,
@@ -178,17 +179,8 @@ def _row_norms(X):
 
 
 def _folded(curvature):
-    """``curvature`` without pending low-rank factors (itself when it has none)."""
-    from ._curvature_lowrank import LowRankUpdatedInverse
-    from ._stacked import StackedBlockInverse
-
-    if isinstance(curvature, LowRankUpdatedInverse):
-        return curvature.compacted() if any(curvature.rank) else curvature
-    if isinstance(curvature, StackedBlockInverse):
-        return curvature._plain() if curvature.stack.rank else curvature
-    if isinstance(curvature, RowCurvature):  # a preconditioner of forgotten rows
-        return curvature.compacted()
-    return curvature
+    """``curvature`` without pending work (:meth:`CurvatureInverse.folded`)."""
+    return curvature.folded()
 
 
 def largest_multiplicity(X, y, mask):
@@ -610,13 +602,14 @@ class ErasableMixin(PartialForgetRequestMixin):
         bounds = bounds or [(0, 0)]  # an empty active set: one empty block
         structure = "blocks"
         if index is None:  # an L1 active set keeps the block structure
-            structure = select_structure(
+            structure, bounds = select_structure(
                 getattr(self, "curvature_structure", "blocks"),
                 maths,
                 X,
                 bounds,
                 getattr(self, "memory_budget", "auto"),
                 estimator=self,
+                return_bounds=True,  # "auto"'s fallback may choose a block_size
             )
         excess = []  # the flat-direction terms added to M, for the certificate
         class_sums = fit_gram = None
@@ -1506,7 +1499,7 @@ class ErasableMixin(PartialForgetRequestMixin):
         all_active = np.ones(n_classes, dtype=bool)
         rank = X.shape[0] * maths.factor_rank(kind)
         estimated = state.data_diagonal is None
-        if getattr(inverse, "downdates_rows", False):  # curvature_structure="cg"
+        if inverse.downdate_by == "rows":  # curvature_structure="cg", "cg-rows"
             Xt, V = downdate_rows(
                 maths, X, y, state.point, all_active, kind, fit_weights
             )
