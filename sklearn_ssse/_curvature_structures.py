@@ -19,13 +19,18 @@
   with ``"cg"`` first on sparse data whose dense blocks would be large; and
   ``"cg"`` with several classes becomes ``"cg-class"`` when a request on the
   pair blocks might cost about as much as the fit's solver or more
-  (:func:`class_coupling_rule`).
+  (:func:`class_coupling_rule`). When none of these fits, ``"auto"`` does not
+  refuse: it falls back to the most faithful approximation that fits
+  (:func:`approximate_candidates`: ``"cg-class"``, then dense blocks of the
+  largest power-of-two ``block_size``, down to the diagonal) and ``fit`` warns
+  (:class:`~sklearn_ssse.exceptions.ApproximateCurvatureWarning`).
 """
 
 import numpy as np
 import scipy.sparse as sp
 from sklearn.utils.validation import _num_samples
 
+from ._curvature import block_bounds
 from ._curvature_cg import (
     CONTRIBUTIONS_PER_CHUNK,
     PAIRS_BY_CONTRIBUTIONS,
@@ -43,7 +48,10 @@ from ._memory import (
 
 __all__ = [
     "COSTLY_REQUEST_RATIO",
+    "FALLBACK_MAX_BLOCK",
     "STRUCTURES",
+    "approximate_candidates",
+    "offers_approximations",
     "build_cg_curvature",
     "cg_estimate",
     "choose_structure",
@@ -59,6 +67,11 @@ STRUCTURES = ("auto", "blocks", "cg", "cg-class", "cg-rows")
 # at least as many as one block of this many coordinates (whose inversion takes
 # about a second of one core): see :func:`structure_candidates`.
 CG_PREFERENCE_MIN_BLOCK = 2048
+
+# The largest block_size "auto" falls back to (approximate_candidates): inverting
+# blocks of B coordinates costs about n_params · B² flops, seconds for 50 000
+# features at 2 048 but many minutes at 16 384.
+FALLBACK_MAX_BLOCK = CG_PREFERENCE_MIN_BLOCK
 
 # The cost model of :func:`request_cost_ratio`. A request solves by CG to the
 # default tolerance in about this many products (measured: 9–28 on TF-IDF text,
@@ -219,6 +232,66 @@ def structure_candidates(structure, maths, X, dtype, n_samples, blocks, cg=True)
     return [blocks] + scalable
 
 
+def approximate_candidates(
+    maths, X, dtype, n_samples, primary, block_estimate, cg=True, max_block=None
+):
+    """The approximations ``"auto"`` falls back to when none of ``primary`` (the
+    exact structures of :func:`structure_candidates`) fits, most faithful first.
+
+    ``"cg-class"`` (when ``cg`` and not already in ``primary``: for a binary
+    model the same ``M`` without the certificate's Gram, for several classes
+    without the curvature between classes), then dense blocks of ``block_size``
+    ``2^k`` for every power of two below ``max_block`` (the largest block of
+    the primary dense blocks; ``maths.n_params`` when ``None``) and at most
+    :data:`FALLBACK_MAX_BLOCK`, down to 1 (the diagonal). Larger blocks keep
+    more of ``M``, but on text little more than the diagonal (distance to the
+    refit 0.11, 0.135, 0.148 and 0.146 at 2 048, 512, 64 and 1, against 0.013
+    exact, on a 10 000 × 5 000 Zipf corpus: ``benchmarks/results/corpus.md``).
+    ``block_estimate(block_size)`` gives the dense blocks' estimate; each
+    returned estimate's ``params`` name the structure and the block size.
+    """
+    names = {_structure_of(candidate) for candidate in primary}
+    candidates = []
+    if cg and "cg-class" not in names:
+        candidates.append(
+            cg_estimate(maths, X, dtype, n_samples, couple_outputs=False)
+        )
+    largest = int(maths.n_params if max_block is None else max_block)
+    size = 1
+    while 2 * size < largest and 2 * size <= FALLBACK_MAX_BLOCK:
+        size *= 2
+    while size >= 1:
+        if size < largest:
+            estimate = block_estimate(size)
+            params = {"curvature_structure": "blocks", "block_size": size}
+            candidates.append(
+                MemoryEstimate(
+                    structure=estimate.structure
+                    + (" (the diagonal)" if size == 1 else " (block-diagonal)"),
+                    params=params,
+                    stored_bytes=estimate.stored_bytes,
+                    fit_peak_bytes=estimate.fit_peak_bytes,
+                    request_peak_bytes=estimate.request_peak_bytes,
+                    dtype=estimate.dtype,
+                )
+            )
+        size //= 2
+    return candidates
+
+
+def offers_approximations(estimator):
+    """Whether ``estimator._curvature_candidates`` takes ``approximations``."""
+    import inspect
+
+    method = getattr(estimator, "_curvature_candidates", None)
+    if method is None:
+        return False
+    try:
+        return "approximations" in inspect.signature(method).parameters
+    except (TypeError, ValueError):
+        return False
+
+
 def choose_structure(candidates, memory_budget="auto"):
     """The first of ``candidates`` (memory estimates) whose peak fits the budget,
     or ``None``."""
@@ -233,21 +306,33 @@ def _structure_of(estimate):
     return estimate.params.get("curvature_structure", "blocks")
 
 
-def select_structure(structure, maths, X, bounds, memory_budget="auto", estimator=None):
+def select_structure(
+    structure,
+    maths,
+    X,
+    bounds,
+    memory_budget="auto",
+    estimator=None,
+    return_bounds=False,
+):
     """The structure to build: ``structure`` itself unless it is ``"auto"``.
 
     ``bounds`` are the blocks ``"blocks"`` would store (from ``block_size``).
     With ``estimator`` (one with ``_curvature_candidates``, as
     :class:`~sklearn_ssse.ErasableLogisticRegression`), its candidates are
-    used: the same list ``check_memory_budget`` checked before the solver, so
-    that the check and the build agree.
+    used, the approximations ``"auto"`` falls back to included: the same list
+    ``check_memory_budget`` checked before the solver, so that the check and
+    the build agree. ``return_bounds``: return ``(structure, bounds)``, the
+    bounds of the blocks to build (a fallback's ``block_size``, else
+    ``bounds``).
     """
     if structure != "auto":
-        return structure
+        return (structure, bounds) if return_bounds else structure
     n_classes = max(2, maths.n_outputs)
     if estimator is not None and hasattr(estimator, "_curvature_candidates"):
+        extra = {"approximations": True} if offers_approximations(estimator) else {}
         candidates = estimator._curvature_candidates(
-            maths, X.dtype, X.shape[0], n_classes, X=X
+            maths, X.dtype, X.shape[0], n_classes, X=X, **extra
         )
     else:
         blocks = estimate_block_diagonal(
@@ -262,7 +347,13 @@ def select_structure(structure, maths, X, bounds, memory_budget="auto", estimato
             structure, maths, X, X.dtype, X.shape[0], blocks
         )
     chosen = choose_structure(candidates, memory_budget) or candidates[0]
-    return _structure_of(chosen)
+    name = _structure_of(chosen)
+    if not return_bounds:
+        return name
+    size = chosen.params.get("block_size")
+    if name == "blocks" and "curvature_structure" in chosen.params:  # a fallback
+        bounds = block_bounds(maths.n_params, size, maths.group_bounds())
+    return name, bounds
 
 
 def request_cost_ratio(curvature, X, n_outputs, n_iter, fit_intercept=True):

@@ -338,6 +338,12 @@ def _alternatives(estimator, maths, dtype, n_samples, n_classes, budget, X=None)
     return options
 
 
+def _offers_approximations(estimator):
+    from ._curvature_structures import offers_approximations
+
+    return offers_approximations(estimator)
+
+
 def check_memory_budget(estimator, X, y):
     """Estimate the erasure state of ``estimator.fit(X, y)`` and refuse it early.
 
@@ -367,7 +373,10 @@ def check_memory_budget(estimator, X, y):
     ------
     CurvatureMemoryError
         If no candidate fits the budget. The message gives the estimates and the
-        options that fit.
+        options that fit. Under ``curvature_structure="auto"`` the estimator's
+        approximations (``_curvature_candidates(..., approximations=True)``)
+        are tried first: the most faithful that fits is returned with an
+        :class:`~sklearn_ssse.exceptions.ApproximateCurvatureWarning`.
     """
     shape = _training_shape(X, y)
     if shape is None:
@@ -391,13 +400,27 @@ def check_memory_budget(estimator, X, y):
         ]
     memory_budget = getattr(estimator, "memory_budget", "auto")
     budget = resolve_budget(memory_budget)
-    for candidate in candidates:
+    approximations = []
+    if (
+        budget is not None
+        and getattr(estimator, "curvature_structure", None) == "auto"
+        and _offers_approximations(estimator)
+        and not any(candidate.peak_bytes <= budget for candidate in candidates)
+    ):  # "auto" falls back to the most faithful approximation that fits
+        approximations = estimator._curvature_candidates(
+            maths, dtype, n_samples, n_classes, X=X, approximations=True
+        )[len(candidates) :]
+    for candidate in candidates + approximations:
         if budget is None or candidate.peak_bytes <= budget:
             if getattr(estimator, "verbose", 0):
                 print(
                     f"[{type(estimator).__name__}] erasure state: "
                     f"{candidate.describe()}",
                     flush=True,
+                )
+            if any(candidate is option for option in approximations):
+                _warn_approximation(
+                    estimator, candidates, candidate, budget, memory_budget
                 )
             return candidate
     options = _alternatives(estimator, maths, dtype, n_samples, n_classes, budget, X)
@@ -406,15 +429,60 @@ def check_memory_budget(estimator, X, y):
     )
 
 
-def _message(estimator, candidates, options, budget, memory_budget):
-    name = type(estimator).__name__
+def _allowed(budget, memory_budget):
+    """The budget in words, for messages."""
     if memory_budget == "auto":
         total = physical_memory()
-        allowed = f"{format_bytes(budget)}, memory_budget='auto': half of " + (
+        return f"{format_bytes(budget)}, memory_budget='auto': half of " + (
             f"this machine's {format_bytes(total)}" if total else "8 GiB"
         )
+    return f"{format_bytes(budget)}, memory_budget={memory_budget:g} MiB"
+
+
+def _warn_approximation(estimator, candidates, chosen, budget, memory_budget):
+    """:class:`~sklearn_ssse.exceptions.ApproximateCurvatureWarning`: ``"auto"``
+    chose ``chosen``, an approximation, because none of ``candidates`` fits."""
+    import warnings
+
+    from .base import _caller_stacklevel
+    from .exceptions import ApproximateCurvatureWarning
+
+    size = chosen.params.get("block_size")
+    if size is None:
+        what = (
+            "curvature_structure='cg-class' (the exact curvature of each class "
+            "without the terms between classes; for a binary model the same "
+            "step with a looser certificate)"
+        )
+    elif size == 1:
+        what = "block_size=1 (the diagonal of the curvature only)"
     else:
-        allowed = f"{format_bytes(budget)}, memory_budget={memory_budget:g} MiB"
+        what = (
+            f"block_size={size} (a block-diagonal approximation: the curvature "
+            f"between blocks of {size} coordinates is dropped)"
+        )
+    tried = "; ".join(candidate.describe() for candidate in candidates)
+    warnings.warn(
+        f"{type(estimator).__name__}: the exact curvature would not fit in the "
+        f"memory budget ({_allowed(budget, memory_budget)}): {tried}. "
+        f"curvature_structure='auto' chose {what}, stored "
+        f"{format_bytes(chosen.stored_bytes)} (peak "
+        f"{format_bytes(chosen.peak_bytes)}); requests may then land further from "
+        "the refit. Options: a larger memory_budget (a number of MiB; None "
+        "skips the check), "
+        + ("float32 data, " if chosen.dtype == np.float64 else "")
+        + "curvature_structure='cg-rows' (the "
+        "exact step from the training rows, which the model then holds), or "
+        "set curvature_structure / block_size explicitly to silence this "
+        "warning.",
+        ApproximateCurvatureWarning,
+        stacklevel=_caller_stacklevel(),
+    )
+
+
+def _message(estimator, candidates, options, budget, memory_budget):
+    name = type(estimator).__name__
+    allowed = _allowed(budget, memory_budget)
     lines = [
         f"{name}: the erasure state would not fit in the memory budget "
         f"({allowed}); nothing was fitted. Estimated (peak: while fitting, or "

@@ -158,3 +158,20 @@ class SealedPointWarning(UserWarning):
     linearise at the published parameters from now on (the state was re-based).
     Set the key with ``set_erasure_key`` before saving and after loading to keep
     ``linearization="fit"`` across saves (``docs/privacy.md``)."""
+
+
+class ApproximateCurvatureWarning(UserWarning):
+    """``curvature_structure="auto"`` stored an approximate curvature because the
+    exact one would not fit in ``memory_budget``.
+
+    Raised by ``fit`` (the model is fitted and takes requests): instead of
+    refusing, ``"auto"`` fell back to the most faithful structure that fits (the
+    class blocks ``"cg-class"``, then dense blocks of the largest ``block_size``
+    that fits, down to the diagonal ``block_size=1``); requests then land
+    further from the refit. The message names the structures that did not fit
+    and the options. Set ``curvature_structure`` (or ``block_size``) explicitly,
+    or give a larger ``memory_budget``, to silence it.
+    """
+
+
+__all__ += ["ApproximateCurvatureWarning"]

@@ -19,7 +19,11 @@ from sklearn.utils.validation import (
 
 from . import _array_api
 from ._compat import LOGISTIC_CV_SCORING_DEFAULT
-from ._curvature_structures import STRUCTURES, structure_candidates
+from ._curvature_structures import (
+    STRUCTURES,
+    approximate_candidates,
+    structure_candidates,
+)
 from ._logistic_maths import LogisticMaths
 from ._memory import block_estimate, check_memory_budget
 from ._options import resolve_erasure_options
@@ -136,7 +140,10 @@ random_state, solver, max_iter, warm_start, n_jobs
         it from the shape of the data *before* the solver runs and raises
         :class:`~sklearn_ssse._memory.CurvatureMemoryError` (a ``ValueError``)
         when it does not fit, naming the options that do (smaller
-        ``block_size``, float32 data). ``"auto"``: half of the machine's
+        ``block_size``, float32 data); except that under
+        ``curvature_structure="auto"`` (and ``block_size=None``) ``fit`` first
+        falls back to the most faithful approximation that fits and warns (see
+        ``curvature_structure``). ``"auto"``: half of the machine's
         physical memory. ``None``: no check. The dense curvature takes
         ``itemsize × Σ_blocks size²`` bytes: a block over 28 000 text features
         is 6.3 GB in float64.
@@ -197,7 +204,14 @@ random_state, solver, max_iter, warm_start, n_jobs
         sparse pattern is known). Chosen at ``fit`` (``curvature_structure_``);
         when the chosen ``"cg"`` structure's requests might still cost that
         much, ``fit`` warns with
-        :class:`~sklearn_ssse.exceptions.CostlyErasureWarning`.
+        :class:`~sklearn_ssse.exceptions.CostlyErasureWarning`. When none of
+        the exact structures fits ``memory_budget``, ``"auto"`` does not
+        refuse: it takes the first that fits of ``"cg-class"``, then dense
+        blocks of the largest power-of-two ``block_size`` up to 2 048
+        (block-diagonal), down to ``block_size=1`` (the diagonal), and warns
+        with :class:`~sklearn_ssse.exceptions.ApproximateCurvatureWarning`
+        (docs/scaling.md); an explicit structure or ``block_size`` that does
+        not fit is refused.
 
     removal_noise : float or None, default=None
         Opt-in **certified removal** (objective perturbation, Guo et al. 2020,
@@ -622,18 +636,28 @@ random_state, solver, max_iter, warm_start, n_jobs
             else 1.0,
         )
 
-    def _curvature_candidates(self, maths, dtype, n_samples, n_classes, X=None):
+    def _curvature_candidates(
+        self, maths, dtype, n_samples, n_classes, X=None, approximations=False
+    ):
         """The structures ``fit`` may build, as memory estimates, in the order
         ``curvature_structure`` prefers them (``check_memory_budget`` checks the
-        first that fits; ``_fit_erasure_state`` builds the same one)."""
-        blocks = block_estimate(
-            self,
-            maths,
-            dtype,
-            n_samples=n_samples,
-            n_classes=n_classes,
-            block_size=self.block_size,
-        )
+        first that fits; ``_fit_erasure_state`` builds the same one).
+
+        ``approximations``: under ``curvature_structure="auto"``, append the
+        approximations it falls back to when none of the exact structures fits
+        (:func:`~sklearn_ssse._curvature_structures.approximate_candidates`)."""
+
+        def blocks_of(block_size):
+            return block_estimate(
+                self,
+                maths,
+                dtype,
+                n_samples=n_samples,
+                n_classes=n_classes,
+                block_size=block_size,
+            )
+
+        blocks = blocks_of(self.block_size)
         if X is None:
             return [blocks]
         # Mini-batch Fisher estimates and an L1 active set keep the blocks.
@@ -642,9 +666,18 @@ random_state, solver, max_iter, warm_start, n_jobs
         except (TypeError, ValueError):  # invalid; the solver's validation says so
             l1 = 0.0
         cg = self.fisher_batch_size == 1 and l1 == 0
-        return structure_candidates(
+        candidates = structure_candidates(
             self.curvature_structure, maths, X, dtype, n_samples, blocks, cg=cg
         )
+        if approximations and self.curvature_structure == "auto" and l1 == 0:
+            # Other block sizes only for the default block_size=None (one chosen
+            # by hand is kept, and refused if it does not fit); an L1 active set
+            # builds the blocks of block_size on its own maths.
+            largest = maths.n_params if self.block_size is None else 0
+            candidates += approximate_candidates(
+                maths, X, dtype, n_samples, candidates, blocks_of, cg, largest
+            )
+        return candidates
 
     def _check_remaining_rows(self, n_remaining):
         # (A pure L1 penalty has no L2 part but is a penalty all the same.)

@@ -26,7 +26,11 @@ from sklearn_ssse._curvature_structures import (
 )
 from sklearn_ssse._logistic_maths import LogisticMaths
 from sklearn_ssse._memory import CurvatureMemoryError, check_memory_budget
-from sklearn_ssse.exceptions import CostlyErasureWarning, ErasureError
+from sklearn_ssse.exceptions import (
+    ApproximateCurvatureWarning,
+    CostlyErasureWarning,
+    ErasureError,
+)
 
 
 def _rows(n=40, d=6, n_outputs=3, sparse=False, seed=0):
@@ -233,8 +237,13 @@ def test_check_and_build_agree_under_every_budget():
         assert select_structure("auto", maths, X, [], mib, estimator=model) == (
             expected
         )
+    # Below every exact structure "auto" falls back to smaller blocks (warned,
+    # tests/test_large_corpus_default.py); an explicit structure still refuses.
+    model.set_params(memory_budget=0.5 * peaks[0] / 2**20)
+    with pytest.warns(ApproximateCurvatureWarning):
+        assert model.fit(X, y).curvature_structure_ == "blocks"
     with pytest.raises(CurvatureMemoryError, match="cg-class"):
-        model.set_params(memory_budget=0.5 * peaks[0] / 2**20).fit(X, y)
+        model.set_params(curvature_structure="cg-class").fit(X, y)
 
 
 def test_explicit_cg_is_checked_by_its_own_estimate():

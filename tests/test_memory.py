@@ -112,7 +112,8 @@ def test_estimate_bounds_what_fit_and_a_request_allocate(params, n_classes):
 
 def test_fit_refuses_before_the_solver_runs():
     X, y = _data(n=50, m=600)
-    model = ErasableLogisticRegression(memory_budget=2)  # 2 MiB
+    # (an explicit structure: "auto" falls back to an approximation that fits)
+    model = ErasableLogisticRegression(memory_budget=2, curvature_structure="blocks")
     with mock.patch.object(LogisticRegression, "fit") as solver:
         with pytest.raises(CurvatureMemoryError) as info:
             model.fit(X, y)
