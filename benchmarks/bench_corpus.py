@@ -253,7 +253,7 @@ def main():
     diagonal, exact = small[-1]["distance"], small[0]["distance"]
     out += [
         "",
-        f"6 classes, same corpus: `\"auto\"` chose {six}. "
+        f'6 classes, same corpus: `"auto"` chose {six}. '
         f"`LogisticRegression().fit`: {t_plain6:.2f} s, the refit "
         f"{t_refit6:.2f} s (no tight refit, so no distance).",
         "",

@@ -89,9 +89,7 @@ def attack(model, X, y, erased, unseen):
     rows = np.column_stack([X, np.ones(len(X))])
     p = model.predict_proba(X)[:, 1]
     gradients = (p - y)[:, None] * rows
-    gram_cos = (
-        0.0 if difference is None else cosine(difference, rows[erased[-1]] ** 2)
-    )
+    gram_cos = 0.0 if difference is None else cosine(difference, rows[erased[-1]] ** 2)
     point_cos = 0.0 if point is None else cosine(point, gradients[erased[-1]])
     scores = []
     for i in np.r_[erased, unseen]:

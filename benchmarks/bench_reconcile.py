@@ -209,8 +209,14 @@ def mlp(rows_out, quick=False):
     line("reconcile, max_steps=3, with rebuild", work, seconds)
     objective = _objective(refit, X[keep], y[keep])
     rows_out.append(
-        ["refit (seed 0) itself", "0", f"{floor:.4f}", f"{objective:.2f}",
-         f"{refit_time:.2f} s", "1×"]
+        [
+            "refit (seed 0) itself",
+            "0",
+            f"{floor:.4f}",
+            f"{objective:.2f}",
+            f"{refit_time:.2f} s",
+            "1×",
+        ]
     )
 
 

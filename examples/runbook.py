@@ -120,10 +120,13 @@ before = pipe.predict_proba(X)[:, 1]
 after = erased.predict_proba(X)[:, 1]
 again = refit.predict_proba(X)[:, 1]
 print(
-    f"largest change of a predicted probability: erasing {np.abs(after - before).max():.2e}"
+    "largest change of a predicted probability: erasing "
+    f"{np.abs(after - before).max():.2e}"
     f", erased vs retrained from scratch {np.abs(after - again).max():.2e}"
 )
-print(f"verify_erasure: distance to the exact retrain at most {proof.distance_bound:.3g}")
+print(
+    f"verify_erasure: distance to the exact retrain at most {proof.distance_bound:.3g}"
+)
 
 # %% 5. File the evidence: the request's record (no row values, no labels, no id).
 record = erasure_audit(erased)[-1]
@@ -131,5 +134,7 @@ print(json.dumps({k: record[k] for k in ("request_id", "time", "n_rows")}, inden
 
 # %% 6. Ship the serving model: coefficients only, no erasure state.
 shipped = serving_model(erased)
-print(f"serving model: {type(shipped[-1]).__name__}, no erasure state: "
-      f"{not hasattr(shipped[-1], 'erasure_state_')}")
+print(
+    f"serving model: {type(shipped[-1]).__name__}, no erasure state: "
+    f"{not hasattr(shipped[-1], 'erasure_state_')}"
+)

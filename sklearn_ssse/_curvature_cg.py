@@ -735,9 +735,9 @@ class ConjugateGradientCurvature(CurvatureInverse):
             diagonal = np.zeros(self.width)
             diagonal[on] = gram[self._diagonal_at[on]]
             UZ = upper @ np.ascontiguousarray(Z, dtype=gram.dtype)
-            per_column = 2 * np.einsum(
-                "jc,jc->c", Z, UZ, dtype=np.float64
-            ) - np.einsum("j,jc->c", diagonal, Z * Z)
+            per_column = 2 * np.einsum("jc,jc->c", Z, UZ, dtype=np.float64) - np.einsum(
+                "j,jc->c", diagonal, Z * Z
+            )
         if removed is not None and removed.shape[0]:
             YZ = np.asarray(removed @ Z, dtype=np.float64)  # (k, Σ n_outputs)
             per_column = per_column - np.einsum("ic,ic->c", YZ, YZ)
@@ -1430,8 +1430,10 @@ class RowCurvature(ConjugateGradientCurvature):
         return 1.0 / diagonal
 
     def _precondition(self, r):
-        if self._stale_preconditioner and self.blocks is None and (
-            self.kronecker is None
+        if (
+            self._stale_preconditioner
+            and self.blocks is None
+            and (self.kronecker is None)
         ):
             self._rebuild_preconditioner()  # loaded after requests
         if self.blocks is not None:  # each output's own block

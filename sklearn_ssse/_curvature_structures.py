@@ -253,9 +253,7 @@ def approximate_candidates(
     names = {_structure_of(candidate) for candidate in primary}
     candidates = []
     if cg and "cg-class" not in names:
-        candidates.append(
-            cg_estimate(maths, X, dtype, n_samples, couple_outputs=False)
-        )
+        candidates.append(cg_estimate(maths, X, dtype, n_samples, couple_outputs=False))
     largest = int(maths.n_params if max_block is None else max_block)
     size = 1
     while 2 * size < largest and 2 * size <= FALLBACK_MAX_BLOCK:
@@ -390,7 +388,9 @@ def request_cost_ratio(curvature, X, n_outputs, n_iter, fit_intercept=True):
     cost = getattr(curvature, "product_cost", None)
     if cost is None or not n_iter:
         return None
-    return TYPICAL_CG_PRODUCTS * cost / _solver_cost(X, n_outputs, n_iter, fit_intercept)
+    return (
+        TYPICAL_CG_PRODUCTS * cost / _solver_cost(X, n_outputs, n_iter, fit_intercept)
+    )
 
 
 def _solver_cost(X, n_outputs, n_iter, fit_intercept):

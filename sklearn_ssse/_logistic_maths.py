@@ -632,7 +632,8 @@ class LogisticMaths(ModelMaths):
                 gram[:m, :m] += float(b[0]) * (Xc.T @ Xc)
             else:
                 Y = np.multiply(
-                    Xc, np.sqrt(b).astype(Xc.dtype)[:, None],
+                    Xc,
+                    np.sqrt(b).astype(Xc.dtype)[:, None],
                     out=buffer[: Xc.size].reshape(Xc.shape)
                     if buffer is not None and buffer.size >= Xc.size
                     else None,

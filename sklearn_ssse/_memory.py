@@ -212,9 +212,7 @@ def estimate_block_diagonal(
     # and a chunk may be raised to as many bytes (_logistic_maths.gram_chunk_rows).
     accumulators = 1 if n_groups <= 1 else n_groups + 1
     widening = blocks * (8 // itemsize - 1)
-    fit_peak = (
-        accumulators * blocks + widening + 2 * largest + vectors + sums + working
-    )
+    fit_peak = accumulators * blocks + widening + 2 * largest + vectors + sums + working
     # A request holds the old and the new blocks, plus two temporaries of the
     # largest block (Woodbury's correction and sum; a dense re-solve's system and
     # solution). A request of higher rank than a block's size takes the dense

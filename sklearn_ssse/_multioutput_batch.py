@@ -43,7 +43,7 @@ from ._state import (
     new_state_id,
     utc_now,
 )
-from .base import _row_norms, user_label
+from .base import _row_norms
 from .certificate import (
     distance_bound,
     request_certificate,
@@ -521,8 +521,6 @@ def batched_forget(
     budget = getattr(work, "certificate_budget", None)
     when, version = utc_now(), _library_version()
     new_id = new_state_id()
-    first_negative = np.argmin(labels, axis=0)
-    first_positive = np.argmax(labels, axis=0)
     weight_sums = np.array([state.class_weight_sums for state in states])
     removed_weights = np.column_stack(
         [sample_weight @ (1 - labels), sample_weight @ labels]

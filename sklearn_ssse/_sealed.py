@@ -5,8 +5,8 @@ parameters ``θ*`` between requests; beside the published parameters and the sto
 curvature they give the erased rows' summed gradient back (``docs/privacy.md``).
 A saved state therefore holds ``θ*`` only sealed: XORed with a keystream of keyed
 BLAKE2b (a pseudo-random function in counter mode) under a synthetic nonce (a
-keyed hash of the vector), with a keyed tag that detects a wrong key. Without the key the sealed bytes are
-indistinguishable from random; the key is never pickled.
+keyed hash of the vector), with a keyed tag that detects a wrong key. Without the
+key the sealed bytes are indistinguishable from random; the key is never pickled.
 """
 
 import hashlib

@@ -461,4 +461,3 @@ class ErasureState:
         return dataclasses.replace(
             self, point=self.coefficients.copy(), sealed_point=None
         )
-

@@ -25,7 +25,6 @@ model before a request or after it, never a mix of the two.
 """
 
 import contextlib
-import functools
 import inspect
 import operator
 import sys
@@ -47,8 +46,8 @@ from ._compat import _check_sample_weight
 from ._curvature import BlockDiagonalInverse, block_bounds
 from ._curvature_cg import rows_product
 from ._curvature_structures import (
-    build_cg_curvature,
     COSTLY_REQUEST_RATIO,
+    build_cg_curvature,
     class_coupling_rule,
     downdate_rows,
     request_cost_ratio,
@@ -185,8 +184,8 @@ def _folded(curvature):
 
 def largest_multiplicity(X, y, mask):
     """An upper bound on how often one row (values and label) repeats among the
-    rows ``mask`` of ``(X, y)``: the size of the largest group of rows whose random projections
-    and labels agree to rounding (one matrix-vector product and a sort; equal
+    rows ``mask`` of ``(X, y)``: the size of the largest group of rows whose
+    random projections and labels agree to rounding (one product and a sort; equal
     rows always agree, unequal ones merge only by a near-tie, which can only
     raise the bound)."""
     n = X.shape[0]
@@ -933,9 +932,7 @@ class ErasableMixin(PartialForgetRequestMixin):
         self._publish({"erasure_state_": state})
 
     # -- partial_forget --------------------------------------------------------------
-    def partial_forget(
-        self, X, y, sample_weight=None, *, ledger=None, request_id=None
-    ):
+    def partial_forget(self, X, y, sample_weight=None, *, ledger=None, request_id=None):
         """Erase training rows from the fitted model in one closed-form step.
 
         Applies the influence update (``curvature="hessian"``) or the SSSE update
@@ -1172,8 +1169,6 @@ class ErasableMixin(PartialForgetRequestMixin):
             _KEYS[self] = key
         return self
 
-
-
     def _prepare_forget(
         self,
         X,
@@ -1407,6 +1402,7 @@ class ErasableMixin(PartialForgetRequestMixin):
     def _check_request_namespace(self, X):
         """Refuse request rows of another namespace or device than the state's."""
         from sklearn import get_config
+
         from ._compat import check_same_namespace
 
         if not get_config()["array_api_dispatch"]:
@@ -1563,9 +1559,10 @@ class ErasableMixin(PartialForgetRequestMixin):
             # the stored dtype can hold: a feature of 1e-25 in float32 has
             # squares that flush to zero in the stored sums.
             floor = float(finfo.smallest_normal) * float(state.class_counts.sum())
-            tolerance = float(np.sqrt(finfo.eps)) * (
-                state.data_diagonal + removed_diagonal
-            ) + floor
+            tolerance = (
+                float(np.sqrt(finfo.eps)) * (state.data_diagonal + removed_diagonal)
+                + floor
+            )
             if bool((np if xp is None else xp).any(data_diagonal < -tolerance)):
                 raise ErasureNumericalError(
                     "removing these rows would take more curvature out of the model "

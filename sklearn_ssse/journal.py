@@ -220,9 +220,7 @@ class Journal:
                 firsts[rid] = entry
                 aborted.discard(rid)
         return [
-            e
-            for rid, e in firsts.items()
-            if rid not in applied and rid not in aborted
+            e for rid, e in firsts.items() if rid not in applied and rid not in aborted
         ]
 
     def find(self, request_id):

@@ -6,7 +6,6 @@ from numbers import Integral, Real
 import numpy as np
 from sklearn.base import _fit_context
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.externals import array_api_compat
 from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
 from sklearn.utils._array_api import get_namespace, move_to
 from sklearn.utils._param_validation import Interval, StrOptions
@@ -1087,9 +1086,7 @@ l1_ratio_, n_iter_, n_features_in_, feature_names_in_
             **{name: getattr(self, name) for name in _ERASURE_PARAMS},
         )
 
-    def partial_forget(
-        self, X, y, sample_weight=None, *, ledger=None, request_id=None
-    ):
+    def partial_forget(self, X, y, sample_weight=None, *, ledger=None, request_id=None):
         """Erase training rows from the final model in one closed-form step.
 
         See :meth:`ErasableLogisticRegression.partial_forget`. ``C_``,

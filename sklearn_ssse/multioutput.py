@@ -473,9 +473,7 @@ class ErasableMultiOutputClassifier(PartialForgetRequestMixin, MultiOutputClassi
         # the sub-estimators are not validated yet
         prefer_skip_nested_validation=False
     )
-    def partial_forget(
-        self, X, Y, sample_weight=None, *, ledger=None, request_id=None
-    ):
+    def partial_forget(self, X, Y, sample_weight=None, *, ledger=None, request_id=None):
         """Erase training rows from every output at once.
 
         Each output's sub-estimator forgets the rows ``X`` with its column of

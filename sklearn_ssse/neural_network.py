@@ -53,6 +53,7 @@ def _warn_if_unscaled(X):
             stacklevel=3,
         )
 
+
 __all__ = ["ErasableMLPClassifier"]
 
 # κ of damping="auto": λ = alpha + κ · mean(diag Σ w_i K_i). Chosen by measurement

@@ -25,10 +25,8 @@ import struct
 import tempfile
 import warnings
 
-import numpy as np
 from filelock import FileLock
 
-from ._array_api import to_numpy
 from ._state import utc_now
 from .exceptions import InvalidRequestError, StaleStateError
 

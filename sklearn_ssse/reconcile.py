@@ -132,8 +132,10 @@ class _Rows:
                 raise InvalidRequestError(
                     "each chunk must be a tuple (X, y) or (X, y, sample_weight)"
                 )
-            yield self._validate(*chunk) if len(chunk) == 3 else self._validate(
-                *chunk, None
+            yield (
+                self._validate(*chunk)
+                if len(chunk) == 3
+                else self._validate(*chunk, None)
             )
 
     def whole(self):
@@ -527,9 +529,7 @@ def _reconciled(model, rows, *, tol, max_steps, rebuild_curvature):
             else:
                 trial[index] += length * direction
             trial_sums, trial_value = objective.evaluate(trial.astype(dtype))
-            trial_norm = float(
-                np.linalg.norm(objective.optimality(trial, trial_sums))
-            )
+            trial_norm = float(np.linalg.norm(objective.optimality(trial, trial_sums)))
             # Near the optimum the decrease is below the value's rounding: the
             # gradient's norm decides there.
             flat = -length * slope <= 1e-10 * abs(value)
@@ -734,8 +734,7 @@ def _reconcile_cv(model, X, y, sample_weight, chunk_size, options):
     final = model.final_estimator_
     if final is None:
         raise IncompatibleStateError(
-            "this model was fitted with refit=False: it has no final model to "
-            "reconcile"
+            "this model was fitted with refit=False: it has no final model to reconcile"
         )
     with erasure_lock(final):
         final.set_params(**{name: getattr(model, name) for name in _ERASURE_PARAMS})

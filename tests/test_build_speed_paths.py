@@ -90,7 +90,15 @@ def test_the_certificate_gram_from_the_same_chunks(sparse_X, constant, dtype):
     Xin = sp.csr_matrix(X) if sparse_X else X
     with _chunked(**SMALL_CHUNKS, SPARSE_PRODUCT_COST=0):
         blocks, sums, gram = maths.curvature_blocks_and_gradient_sums(
-            Xin, y, weights, weights, theta, np.ones(2, bool), "hessian", bounds, 2,
+            Xin,
+            y,
+            weights,
+            weights,
+            theta,
+            np.ones(2, bool),
+            "hessian",
+            bounds,
+            2,
             gram_weights=b,
         )
     Xt = np.hstack([X.astype(np.float64), np.full((len(y), 1), 1.3)])
@@ -156,8 +164,16 @@ def test_a_build_makes_no_scipy_blas_call_on_small_blocks():
         mock.patch.object(_linalg, "get_blas_funcs", side_effect=AssertionError),
     ):
         maths.curvature_blocks_and_gradient_sums(
-            X, y, weights, weights, theta, np.ones(2, bool), "hessian",
-            [(0, maths.n_params)], 2, gram_weights=np.ones(len(y)),
+            X,
+            y,
+            weights,
+            weights,
+            theta,
+            np.ones(2, bool),
+            "hessian",
+            [(0, maths.n_params)],
+            2,
+            gram_weights=np.ones(len(y)),
         )
         # in_place=True on a small target: numpy's product, added
         out = np.zeros((X.shape[1], X.shape[1]))
@@ -205,8 +221,15 @@ def test_the_probabilities_are_those_of_the_model():
     theta = np.linspace(-1, 1, maths.n_params).astype(np.float32)
     with _chunked(**SMALL_CHUNKS):
         (block,), _ = maths.curvature_blocks_and_gradient_sums(
-            X, y, weights, weights, theta, np.ones(2, bool), "hessian",
-            [(0, maths.n_params)], 2,
+            X,
+            y,
+            weights,
+            weights,
+            theta,
+            np.ones(2, bool),
+            "hessian",
+            [(0, maths.n_params)],
+            2,
         )
     Xt = np.hstack([X, np.ones((len(y), 1), np.float32)]).astype(np.float64)
     p = expit(Xt @ theta.astype(np.float64))

@@ -748,7 +748,10 @@ def test_upper_triangle_matches_scipy_triu(duplicates):
     A = sp.random(30, 30, density=0.2, format="coo", random_state=3)
     if duplicates:  # repeated entries, unsorted rows
         A = sp.coo_matrix(
-            (np.r_[A.data, A.data[:5]], (np.r_[A.row, A.row[:5]], np.r_[A.col, A.col[:5]])),
+            (
+                np.r_[A.data, A.data[:5]],
+                (np.r_[A.row, A.row[:5]], np.r_[A.col, A.col[:5]]),
+            ),
             shape=A.shape,
         )
         P = sp.csr_matrix((A.data, (A.row, A.col)), shape=A.shape)

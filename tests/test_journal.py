@@ -89,9 +89,9 @@ def test_forget_journals_before_acknowledging(setup, data):
     record = store.forget(X[:3], y[:3], request_id="r0")
     (entry,) = journal.entries()
     assert entry["request_id"] == "r0" and entry["n_rows"] == 3
-    assert entry["state_id"] == record.state_id == store.header()["lineage"][0][
-        "state_id"
-    ]
+    assert (
+        entry["state_id"] == record.state_id == store.header()["lineage"][0]["state_id"]
+    )
     assert entry["parent_id"] == before.state_id
     assert journal.matches(entry, X[:3], y[:3])
     assert not journal.matches(entry, X[:3], y[:3], np.full(3, 2.0))

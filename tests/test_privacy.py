@@ -98,9 +98,7 @@ def test_multioutput_certificate_gram_gives_no_erased_row_back():
         for est in live.estimators_:
             state = est.erasure_state_
             scale = np.abs(state.certificate_state.gram_diagonal).max()
-            np.testing.assert_allclose(
-                _gram_difference(state), 0.0, atol=1e-9 * scale
-            )
+            np.testing.assert_allclose(_gram_difference(state), 0.0, atol=1e-9 * scale)
 
 
 def test_the_pickle_holds_the_remaining_gram_exactly():
@@ -276,7 +274,9 @@ def test_the_key_opens_the_point_and_a_wrong_key_is_refused():
     with pytest.raises(ValueError, match="16 to 64"):
         loaded.set_erasure_key(b"short")
     loaded.set_erasure_key(KEY)
-    np.testing.assert_array_equal(loaded.erasure_state_.point, model.erasure_state_.point)
+    np.testing.assert_array_equal(
+        loaded.erasure_state_.point, model.erasure_state_.point
+    )
     for m in (model, loaded):
         m.partial_forget(X[5:7], y[5:7])
     np.testing.assert_array_equal(loaded.coef_, model.coef_)
@@ -317,7 +317,9 @@ def test_membership_from_the_pickle_is_no_better_than_from_a_refit():
         for i in np.r_[erased, held_out]:
             s = float(np.abs(difference) @ rows[i] ** 2)
             if point is not None and np.linalg.norm(point) > 0:
-                s += abs(point @ rows[i]) / (np.linalg.norm(point) * np.linalg.norm(rows[i]))
+                s += abs(point @ rows[i]) / (
+                    np.linalg.norm(point) * np.linalg.norm(rows[i])
+                )
             out.append(s)
         return np.array(out)
 

@@ -119,7 +119,10 @@ def test_set_params_racing_requests_never_mixes_parameters():
     [
         (dict(curvature_structure="cg", l1_ratio=0.5, solver="saga"), "L1"),
         (dict(curvature_structure="cg-rows", l1_ratio=1.0, solver="saga"), "L1"),
-        (dict(curvature="fisher", fisher_batch_size=8, curvature_structure="cg"), "exact"),
+        (
+            dict(curvature="fisher", fisher_batch_size=8, curvature_structure="cg"),
+            "exact",
+        ),
         (dict(curvature="hessian", fisher_batch_size=8), "needs curvature='fisher'"),
         (dict(removal_noise=1.0, C=np.inf), "pure L2"),
     ],
