@@ -1107,6 +1107,21 @@ class ErasableMixin(PartialForgetRequestMixin):
             state = self._opened_state(state)
         return state
 
+    def _checked_erasure_state(self):
+        """The published state, after checking that this model can take a
+        request and that the parameters shaping its curvature did not change."""
+        self._check_erasable()
+        state = self._erasure_state()
+        current = self._curvature_params()
+        for name, used in state.curvature_params.items():
+            if current.get(name) != used:
+                raise IncompatibleStateError(
+                    f"{name}={current.get(name)!r} differs from {used!r}, the value "
+                    "the stored curvature was built with; call fit again to change "
+                    "it (forget_scale and leave_out can be changed at any time)"
+                )
+        return state
+
     def _opened_state(self, state):
         """The loaded ``state`` with its point: opened with the key given to
         :meth:`set_erasure_key`, or re-based on the published parameters (with
@@ -1185,17 +1200,8 @@ class ErasableMixin(PartialForgetRequestMixin):
         ``rows_checked``: the caller already checked the rows against a ledger
         (a multi-output request), so duplicates are not refused here.
         """
-        self._check_erasable()
-        state = self._erasure_state()
+        state = self._checked_erasure_state()
         check_request_id(request_id, state.records)
-        current = self._curvature_params()
-        for name, used in state.curvature_params.items():
-            if current.get(name) != used:
-                raise IncompatibleStateError(
-                    f"{name}={current.get(name)!r} differs from {used!r}, the value "
-                    "the stored curvature was built with; call fit again to change "
-                    "it (forget_scale and leave_out can be changed at any time)"
-                )
         xp, _ = _array_api.namespace(state.coefficients)
         try:
             theta = self._get_flat_params()

@@ -438,15 +438,7 @@ def _check_reconcilable(model):
 
 def _checked_state(model):
     """The published state, after the checks ``partial_forget`` makes first."""
-    model._check_erasable()
-    state = model._erasure_state()
-    current = model._curvature_params()
-    for name, used in state.curvature_params.items():
-        if current.get(name) != used:
-            raise IncompatibleStateError(
-                f"{name}={current.get(name)!r} differs from {used!r}, the value the "
-                "stored curvature was built with; call fit again to change it"
-            )
+    state = model._checked_erasure_state()
     if state.curvature_params.get("removal_noise") is not None:
         raise IncompatibleStateError(
             "a certified-removal model (removal_noise) minimises a perturbed "
